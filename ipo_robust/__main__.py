@@ -1,0 +1,3 @@
+from ipo_robust.cli import entry
+
+entry()

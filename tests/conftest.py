@@ -1,0 +1,47 @@
+import importlib
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MUJOCO_GL", "disable")  # before any dm_control import: no GLFW warnings in tests
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_distribution(root: Path, name: str, version: str, entry_points: dict[str, str],
+                       modules: dict[str, str]) -> Path:
+    """Write an installed-looking distribution (dist-info + modules) under ``root``.
+
+    importlib.metadata discovers it from sys.path exactly as it discovers a pip-installed package.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    dist_info = root / f"{name.replace('-', '_')}-{version}.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    lines = "\n".join(f"{key} = {value}" for key, value in entry_points.items())
+    (dist_info / "entry_points.txt").write_text(f"[ipo_robust]\n{lines}\n")
+    for module, source in modules.items():
+        (root / f"{module}.py").write_text(textwrap.dedent(source))
+    return root
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    """A throwaway site directory on sys.path for fake plugin distributions."""
+    root = tmp_path / "site"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    importlib.invalidate_caches()
+
+    def add(name, version="1.0", entry_points=None, modules=None):
+        write_distribution(root, name, version, entry_points or {}, modules or {})
+        importlib.invalidate_caches()
+        return root
+
+    add.root = root
+    yield add
+    for module in [m for m in sys.modules if m.startswith("fake_plugin")]:
+        del sys.modules[module]
