@@ -23,6 +23,8 @@ class UnknownNameError(IpoRobustError, LookupError):
         close = difflib.get_close_matches(str(name), self.known, n=1, cutoff=0.6)
         if close:
             message += f"; did you mean {close[0]!r}?"
+        else:
+            message += "."
         message += f" Known: {', '.join(self.known) if self.known else '(none)'}."
         super().__init__(message)
 

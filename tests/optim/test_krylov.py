@@ -1,0 +1,178 @@
+"""Krylov solvers against torch.linalg.solve: SPD (CG), non-symmetric (GMRES), warm start, edge cases."""
+
+import warnings
+
+import pytest
+import torch
+
+from ipo_robust.optim import ConvergenceWarning, SolveResult, conjugate_gradient, gmres
+
+DTYPE = torch.float64
+
+
+def random_spd(n: int, seed: int, condition_shift: float = 1.0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    M = torch.randn(n, n, dtype=DTYPE, generator=generator)
+    return M @ M.T / n + condition_shift * torch.eye(n, dtype=DTYPE)
+
+
+def random_nonsymmetric(n: int, seed: int) -> torch.Tensor:
+    """I + 0.5 G / sqrt(n): eigenvalues in a disc of radius ~0.5 around 1, far from symmetric."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.eye(n, dtype=DTYPE) + 0.5 * torch.randn(n, n, dtype=DTYPE, generator=generator) / n**0.5
+
+
+def random_vector(n: int, seed: int, dtype=DTYPE) -> torch.Tensor:
+    return torch.randn(n, dtype=dtype, generator=torch.Generator().manual_seed(seed))
+
+
+def relative_residual(A, x, b) -> float:
+    return float(torch.linalg.vector_norm(b - A @ x) / torch.linalg.vector_norm(b))
+
+
+@pytest.mark.parametrize("n, seed", [(5, 0), (40, 1), (120, 2)])
+def test_conjugate_gradient_matches_dense_solve_on_spd(n, seed):
+    A, b = random_spd(n, seed), random_vector(n, seed + 100)
+    result = conjugate_gradient(lambda v: A @ v, b, rtol=1e-12)
+    assert isinstance(result, SolveResult)
+    assert result.converged and result.residual <= 1e-12
+    assert result.residual == pytest.approx(relative_residual(A, result.x, b), rel=1e-6, abs=1e-15)
+    reference = torch.linalg.solve(A, b)
+    assert torch.allclose(result.x, reference, rtol=1e-9, atol=1e-10)
+    assert 0 < result.iterations <= 10 * n
+    assert result.matvecs >= result.iterations
+
+
+@pytest.mark.parametrize("n, seed, restart", [(5, 0, None), (60, 1, None), (60, 2, 7), (200, 3, 15)])
+def test_gmres_matches_dense_solve_on_nonsymmetric(n, seed, restart):
+    A, b = random_nonsymmetric(n, seed), random_vector(n, seed + 100)
+    assert not torch.allclose(A, A.T)
+    result = gmres(lambda v: A @ v, b, rtol=1e-12, restart=restart)
+    assert result.converged and result.residual <= 1e-12
+    # the reported residual is the true one, recomputed from x
+    assert result.residual == pytest.approx(relative_residual(A, result.x, b), rel=1e-6, abs=1e-15)
+    assert torch.allclose(result.x, torch.linalg.solve(A, b), rtol=1e-9, atol=1e-10)
+
+
+def test_gmres_solves_spd_systems_too():
+    A, b = random_spd(30, 4), random_vector(30, 5)
+    result = gmres(lambda v: A @ v, b)
+    assert result.converged
+    assert torch.allclose(result.x, torch.linalg.solve(A, b), rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("solver, make_matrix", [(conjugate_gradient, random_spd), (gmres, random_nonsymmetric)])
+def test_warm_start_uses_residual_of_x0(solver, make_matrix):
+    n = 50
+    A, b = make_matrix(n, 7), random_vector(n, 8)
+    reference = torch.linalg.solve(A, b)
+    # a far-away x0: the answer must not depend on it (a solver that ignored A x0 would be wrong here)
+    far = solver(lambda v: A @ v, b, x0=100.0 * random_vector(n, 9))
+    assert far.converged
+    assert torch.allclose(far.x, reference, rtol=1e-8, atol=1e-9)
+    # the exact answer as x0: no iterations needed
+    exact = solver(lambda v: A @ v, b, x0=reference)
+    assert exact.converged and exact.iterations == 0
+    assert torch.allclose(exact.x, reference)
+    # a nearby x0 needs fewer iterations than a cold start
+    cold = solver(lambda v: A @ v, b, rtol=1e-12)
+    near = solver(lambda v: A @ v, b, x0=reference + 1e-6 * random_vector(n, 10), rtol=1e-12)
+    assert near.converged and near.iterations < cold.iterations
+
+
+@pytest.mark.parametrize("solver", [conjugate_gradient, gmres])
+def test_one_dimensional_system(solver):
+    A, b = torch.tensor([[3.0]], dtype=DTYPE), torch.tensor([6.0], dtype=DTYPE)
+    result = solver(lambda v: A @ v, b)
+    assert result.converged and result.iterations == 1
+    assert torch.allclose(result.x, torch.tensor([2.0], dtype=DTYPE))
+    warm = solver(lambda v: A @ v, b, x0=torch.tensor([-5.0], dtype=DTYPE))
+    assert warm.converged and torch.allclose(warm.x, torch.tensor([2.0], dtype=DTYPE))
+
+
+@pytest.mark.parametrize("solver", [conjugate_gradient, gmres])
+def test_zero_right_hand_side_gives_zero(solver):
+    A = random_spd(6, 11)
+    b = torch.zeros(6, dtype=DTYPE)
+    result = solver(lambda v: A @ v, b, x0=torch.ones(6, dtype=DTYPE))
+    assert result.converged and result.residual == 0.0 and result.iterations == 0
+    assert torch.equal(result.x, torch.zeros(6, dtype=DTYPE))
+
+
+@pytest.mark.parametrize("solver, make_matrix", [(conjugate_gradient, random_spd), (gmres, random_nonsymmetric)])
+def test_non_convergence_is_reported_with_a_warning(solver, make_matrix):
+    n = 80
+    A, b = make_matrix(n, 12), random_vector(n, 13)
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        result = solver(lambda v: A @ v, b, max_iter=2)
+    assert not result.converged
+    assert result.iterations == 2
+    assert result.residual > 1e-10
+    assert result.residual == pytest.approx(relative_residual(A, result.x, b), rel=1e-9)
+
+
+def test_convergence_warning_is_a_runtime_warning():
+    assert issubclass(ConvergenceWarning, RuntimeWarning)
+
+
+def test_conjugate_gradient_stops_on_an_indefinite_matrix():
+    A = torch.diag(torch.tensor([1.0, -1.0, 2.0], dtype=DTYPE))
+    b = torch.tensor([1.0, 1.0, 0.0], dtype=DTYPE)  # p^T A p = 0 on the first step
+    with pytest.warns(ConvergenceWarning, match="not positive definite"):
+        result = conjugate_gradient(lambda v: A @ v, b)
+    assert not result.converged
+
+
+def test_gmres_reports_a_singular_system():
+    A = torch.tensor([[1.0, 0.0], [0.0, 0.0]], dtype=DTYPE)
+    b = torch.tensor([1.0, 1.0], dtype=DTYPE)  # not in the range of A
+    with pytest.warns(ConvergenceWarning):
+        result = gmres(lambda v: A @ v, b)
+    assert not result.converged and result.residual == pytest.approx(2**-0.5)
+
+
+def test_converged_solves_do_not_warn():
+    A, b = random_spd(20, 14), random_vector(20, 15)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        conjugate_gradient(lambda v: A @ v, b)
+        gmres(lambda v: A @ v, b)
+
+
+@pytest.mark.parametrize("solver", [conjugate_gradient, gmres])
+def test_dtype_follows_b(solver):
+    A = random_spd(10, 16).to(torch.float32)
+    b = random_vector(10, 17, dtype=torch.float32)
+    result = solver(lambda v: A @ v, b, rtol=1e-5)
+    assert result.x.dtype == torch.float32 and result.converged
+    assert torch.allclose(result.x, torch.linalg.solve(A, b), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("solver, make_matrix", [(conjugate_gradient, random_spd), (gmres, random_nonsymmetric)])
+def test_solvers_run_on_cuda(solver, make_matrix):
+    A, b = make_matrix(64, 18).cuda(), random_vector(64, 19).cuda()
+    result = solver(lambda v: A @ v, b)
+    assert result.x.device == b.device and result.converged
+    assert torch.allclose(result.x, torch.linalg.solve(A, b), rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.parametrize("solver", [conjugate_gradient, gmres])
+def test_bad_arguments_raise_clear_errors(solver):
+    A, b = random_spd(4, 20), random_vector(4, 21)
+    with pytest.raises(ValueError, match="rtol"):
+        solver(lambda v: A @ v, b, rtol=-1.0)
+    with pytest.raises(ValueError, match="max_iter"):
+        solver(lambda v: A @ v, b, max_iter=-3)
+    with pytest.raises(ValueError, match="x0"):
+        solver(lambda v: A @ v, b, x0=torch.zeros(5, dtype=DTYPE))
+    with pytest.raises(ValueError, match="1-d"):
+        solver(lambda v: A @ v, A)
+    with pytest.raises(ValueError, match="matvec must map"):
+        solver(lambda v: torch.cat([v, v]), b)
+
+
+def test_gmres_rejects_bad_restart():
+    A, b = random_spd(4, 22), random_vector(4, 23)
+    with pytest.raises(ValueError, match="restart"):
+        gmres(lambda v: A @ v, b, restart=0)
