@@ -9,21 +9,19 @@ from dataclasses import dataclass
 
 from ipo_robust.hookspecs import hookimpl
 from ipo_robust.hyperparameters import (
-    Hyperparameters,
     hyperparameter,
     non_negative_int_or_none,
     one_of,
     positive,
     positive_int_or_none,
+    positive_or_none,
 )
 from ipo_robust.optim import LinearOperator, LocalGame, Step, cgd_step, natural_cgd_step
-from ipo_robust.optim.optimizer import TwoAgentOptimizer
+from ipo_robust.optim.optimizer import SampleConfig, TwoAgentOptimizer, default_rtol
 
 
 @dataclass
-
-
-class GradientConfig(Hyperparameters):
+class GradientConfig(SampleConfig):
     OWNER = "optimizer"
     lr1: float = hyperparameter(0.1, positive, "learning rate of player 1")
     lr2: float = hyperparameter(0.1, positive, "learning rate of player 2")
@@ -42,7 +40,6 @@ class SimGA(TwoAgentOptimizer):
     """Simultaneous (independent) gradient ascent: delta_i = lr_i g_i (seed eq. 11)."""
 
     @dataclass
-
     class Config(GradientConfig):
         OWNER = "optimizer 'simga'"
 
@@ -64,12 +61,12 @@ class CGD(TwoAgentOptimizer):
     interactive = True
 
     @dataclass
-
     class Config(GradientConfig):
         OWNER = "optimizer 'cgd'"
         depth: int | None = hyperparameter(None, non_negative_int_or_none, "reasoning depth; None = full CGD")
         solver: str = hyperparameter("auto", one_of("auto", "cg", "gmres", "dense"), "linear solver")
-        rtol: float = hyperparameter(1e-10, positive, "relative residual tolerance of the solver")
+        rtol: float | None = hyperparameter(None, positive_or_none,
+                                            "solver tolerance; None: 1e-10 in float64, 1e-6 in float32")
         max_iter: int | None = hyperparameter(None, positive_int_or_none, "solver iteration cap")
 
     def __init__(self, agents=None, **hyperparameters):
@@ -78,14 +75,14 @@ class CGD(TwoAgentOptimizer):
 
     def update(self, game: LocalGame) -> Step:
         c = self.config
-        return cgd_step(game, c.lr1, c.lr2, depth=c.depth, solver=c.solver, rtol=c.rtol, max_iter=c.max_iter)
+        return cgd_step(game, c.lr1, c.lr2, depth=c.depth, solver=c.solver, rtol=c.rtol or default_rtol(game.g1),
+                        max_iter=c.max_iter)
 
 
 class LookAhead(CGD):
     """One-step look-ahead: CGD's series truncated after one term (``cgd`` with depth=1)."""
 
     @dataclass
-
     class Config(CGD.Config):
         OWNER = "optimizer 'lookahead'"
         depth: int | None = hyperparameter(1, non_negative_int_or_none, "reasoning depth")
@@ -99,19 +96,20 @@ class NaturalCGD(TwoAgentOptimizer):
     needs_fisher = True
 
     @dataclass
-
-    class Config(Hyperparameters):
+    class Config(SampleConfig):
         OWNER = "optimizer 'ncgd'"
         kl: float = hyperparameter(0.01, positive, "KL budget delta per player and step")
         lam1: float = hyperparameter(1.0, positive, "Fisher weight of player 1 (lambda_1)")
         lam2: float = hyperparameter(1.0, positive, "Fisher weight of player 2 (lambda_2)")
         damping: float = hyperparameter(1e-4, positive, "Fisher damping (F + damping I)")
-        rtol: float = hyperparameter(1e-10, positive, "relative residual tolerance of the solver")
+        rtol: float | None = hyperparameter(None, positive_or_none,
+                                            "solver tolerance; None: 1e-10 in float64, 1e-6 in float32")
         max_iter: int | None = hyperparameter(None, positive_int_or_none, "solver iteration cap")
 
     def update(self, game: LocalGame) -> Step:
         c = self.config
-        return natural_cgd_step(game, kl=c.kl, lam1=c.lam1, lam2=c.lam2, damping=c.damping, rtol=c.rtol,
+        return natural_cgd_step(game, kl=c.kl, lam1=c.lam1, lam2=c.lam2, damping=c.damping,
+                                rtol=c.rtol or default_rtol(game.g1),
                                 max_iter=c.max_iter)
 
 
@@ -121,7 +119,6 @@ class NPG(NaturalCGD):
     interactive = False
 
     @dataclass
-
     class Config(NaturalCGD.Config):
         OWNER = "optimizer 'npg'"
 
@@ -132,6 +129,22 @@ class NPG(NaturalCGD):
         return super().update(independent)
 
 
+class IPOVPG(CGD):
+    """IPO-VPG (seed sec. 4.1, eq. 10): the CGD update on the sample local game of eqs. (12)-(13)."""
+
+    @dataclass
+    class Config(CGD.Config):
+        OWNER = "optimizer 'ipo-vpg'"
+
+
+class IPONPG(NaturalCGD):
+    """IPO-NPG (seed sec. 4.2, eq. 19): natural CGD on the sample local game with KL Fisher operators."""
+
+    @dataclass
+    class Config(NaturalCGD.Config):
+        OWNER = "optimizer 'ipo-npg'"
+
+
 @hookimpl
 def register_optimizers(register):
     register("simga", SimGA)
@@ -139,3 +152,6 @@ def register_optimizers(register):
     register("lookahead", LookAhead)
     register("ncgd", NaturalCGD)
     register("npg", NPG)
+    # The IPO names of the seed: the same update rules fed by the sample estimator of eqs. (12)-(13)
+    register("ipo-vpg", IPOVPG)
+    register("ipo-npg", IPONPG)

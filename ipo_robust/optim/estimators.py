@@ -52,10 +52,12 @@ available by forward-mode AD (``method="forward-mode"``: ``torch.func.jvp``), by
 textbook route: differentiate a surrogate whose mixed second derivative is (*) twice; its first
 backward pass (with ``create_graph``) is built once and each product is then a single reverse pass.
 Measured (benchmarks/RESULTS.md, ``benchmarks/bench_estimators.py``: Gaussian MLPs 64x64, 4096 samples,
-CPU) one D12 v costs about 0.7 policy gradients with ``"surrogate"``, 0.9 with ``"double-backward"``,
-2.4 with ``"forward-mode"`` (it recomputes the forward pass) and 1.7 with ``"factors"`` (memory-bound
-mat-vecs with 4096 x 5900 factors, after a ``vmap(grad)`` setup of about 60 policy gradients), so
-``"auto"`` is ``"surrogate"``. All methods give the same numbers (tested).
+CPU, one thread) one D12 v costs 0.6-0.9 policy gradients (forward + backward) with ``"surrogate"``,
+0.8-1.0 with ``"double-backward"`` (two reverse passes instead of one: 5.1 against 4.5 ms best of 300
+alternating calls), 2.2-2.7 with ``"forward-mode"`` (it recomputes the forward pass every time) and
+1.3-2.0 with ``"factors"`` (memory-bound mat-vecs with 4096 x 5900 factors, after a ``vmap(grad)`` setup
+of 45-65 policy gradients). ``"auto"`` is therefore ``"surrogate"``. All methods give the same numbers
+(tested).
 """
 
 from __future__ import annotations
@@ -110,6 +112,8 @@ class ScoreJacobian:
     p counts every parameter in ``policy.parameters()`` order; frozen ones get zero rows.
     """
 
+    keeps_graph = True  # whether ``logp`` carries the autograd graph its products need
+
     def __init__(self, policy: nn.Module, obs: torch.Tensor, act: torch.Tensor):
         self.policy = policy
         self.params = list(policy.parameters())
@@ -121,7 +125,7 @@ class ScoreJacobian:
         self.obs = obs.to(self.dtype)
         self.act = act if not act.is_floating_point() else act.to(self.dtype)
         self.shape = tuple(obs.shape[:2])
-        with torch.enable_grad():
+        with torch.set_grad_enabled(self.keeps_graph):
             self.logp = policy.distribution(self.obs).log_prob(self.act)
         if tuple(self.logp.shape) != self.shape:
             raise ValueError(f"{type(policy).__name__}.distribution(obs).log_prob(act) has shape "
@@ -208,6 +212,8 @@ class ForwardModeScores(ScoreJacobian):
 
 class FactorScores(ScoreJacobian):
     """The per-sample scores materialised once, J (M x p) by ``vmap(grad)``; products are dense mat-vecs."""
+
+    keeps_graph = False
 
     def __init__(self, policy, obs, act):
         super().__init__(policy, obs, act)
@@ -350,8 +356,9 @@ def _surrogate_operator(G: torch.Tensor, S_out: ScoreJacobian, S_in: ScoreJacobi
 
 def _fisher_operator(kind: str, policy: nn.Module, S: ScoreJacobian, obs: torch.Tensor,
                      mask: torch.Tensor) -> LinearOperator:
-    """F v over the batch's states: ``"kl"`` = Hessian of mean KL(pi_old || pi_theta) at theta (the exact
-    Fisher averaged over states, double backward); ``"empirical"`` = mean over samples of s s^T v."""
+    """F v averaged over the samples of complete episodes (``mask``): ``"kl"`` = Hessian of the mean
+    KL(pi_old || pi_theta) at theta (the exact Fisher of each state's action distribution, by double
+    backward); ``"empirical"`` = the mean of s s^T v over the sampled actions (equal in expectation)."""
     count = max(int(mask.sum()), 1)
     if kind == "empirical":
         weight = mask.to(torch.float64)
@@ -391,11 +398,12 @@ def estimate_local_game(batch: Batch, policy1: nn.Module, policy2: nn.Module, ga
         tensor of Q_i(s_t, a1_t, a2_t); only for ``estimator="critic"``.
     baselines: (b1, b2), each None, a number, a (T, N) tensor, or a module ``b(obs1, obs2) -> (T, N)``
         (e.g. :class:`~ipo_robust.policies.ValueCritic`); state-only baselines keep every estimate unbiased.
-    fisher: False, True (= ``"kl"``), ``"kl"`` or ``"empirical"``: add F1, F2 (module ``_fisher_operator``).
+    fisher: False, True (= ``"kl"``), ``"kl"`` or ``"empirical"``: add F1, F2, averaged over the samples of
+        complete episodes (``_fisher_operator``).
     zero_sum: declare J2 = -J1. The batch's rewards must satisfy r2 = -r1; player 1's rewards, critic and
         baseline define both objectives, so D21 = -D12^T holds exactly.
-    method: how the products are computed (module docstring); ``"auto"`` = ``"surrogate"``, the fastest
-        measured.
+    method: how the products are computed (module docstring); ``"auto"`` = ``"surrogate"``, the
+        cheapest measured.
 
     Returns a LocalGame with g1 (p1,), g2 (p2,), D12 (p1 x p2) and D21 (p2 x p1) operators (with
     rmatvec) in the policies' dtype. ``info``: estimator, method, episodes, samples, and the sample

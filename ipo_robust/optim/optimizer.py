@@ -1,26 +1,58 @@
 """The optimizer interface: an estimator (batch -> LocalGame) joined to an update rule (LocalGame -> Step).
 
 Every optimizer plugin's factory is called as ``factory(agents, **hyperparameters)``. ``agents`` is the
-pair of policies (``torch.nn.Module``) the optimizer moves, or ``None`` when only the update rule is
-used (exact games hand it exact local games and apply the steps themselves).
+pair of policies (``torch.nn.Module`` with ``distribution(obs)``) the optimizer moves, or ``None`` when
+only the update rule is used (exact games hand it exact local games and apply the steps themselves).
+
+Sampling path, one call per iteration::
+
+    info = optimizer.step(batch)   # = apply(update(local_game(batch))), plus diagnostics
+
+``local_game(batch)`` is the sample estimate of seed eqs. (12)-(13) (unbiased, no advantage
+normalisation); ``update`` is the optimizer's rule; ``info`` holds namespaced metrics
+(``optim/iterations``, ``optim/residual``, ``optim/kl1`` ...).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+from torch.distributions import kl_divergence
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from ipo_robust.hyperparameters import Hyperparameters
+from ipo_robust.hyperparameters import Hyperparameters, hyperparameter, one_of
 from ipo_robust.optim.local_game import LocalGame
 from ipo_robust.optim.update import Step
+
+
+def unit_interval(value) -> str | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+    return None if ok else "a number in [0, 1]"
+
+
+def bool_or_none(value) -> str | None:
+    return None if value is None or isinstance(value, bool) else "true, false or None (detect from rewards)"
+
+
+@dataclass
+class SampleConfig(Hyperparameters):
+    """Hyperparameters of the sample estimator every optimizer shares."""
+
+    gamma: float = hyperparameter(0.99, unit_interval, "discount of J_i = E[sum_t gamma^t r_i,t]")
+    method: str = hyperparameter("auto", one_of("auto", "surrogate", "double-backward", "forward-mode", "factors"),
+                                 "how mixed-Hessian products are computed (estimators module)")
+    zero_sum: bool | None = hyperparameter(None, bool_or_none,
+                                           "declare the game zero-sum; None: zero-sum iff r2 = -r1 in the batch")
 
 
 class TwoAgentOptimizer:
     """Base class of the built-in optimizers.
 
-    Subclasses set ``Config`` (a :class:`Hyperparameters` dataclass) and implement :meth:`update`.
+    Subclasses set ``Config`` (a :class:`Hyperparameters` dataclass, usually extending
+    :class:`SampleConfig`) and implement :meth:`update`.
     """
 
     Config: ClassVar[type[Hyperparameters]]
@@ -31,21 +63,96 @@ class TwoAgentOptimizer:
 
     def __init__(self, agents=None, **hyperparameters):
         self.config = self.Config.build(**hyperparameters)
+        if agents is not None and (len(agents) != 2 or not all(isinstance(a, torch.nn.Module) for a in agents)):
+            raise ValueError("agents must be a pair of torch.nn.Module policies (see ipo_robust.make_agents)")
         self.agents = agents
+        self.iteration = 0
 
+    # -- the update rule ------------------------------------------------------------------------
     def update(self, game: LocalGame) -> Step:
         """The parameter change of both players for one local game."""
         raise NotImplementedError(f"{type(self).__name__} must implement update()")
 
     def apply(self, step: Step) -> None:
         """Add the step to the agents' parameters (flat order: ``parameters_to_vector``)."""
-        if self.agents is None:
-            raise ValueError(f"{type(self).__name__} was built without agents: apply the step yourself")
-        with torch.no_grad():
-            for agent, delta in zip(self.agents, (step.delta1, step.delta2), strict=True):
+        for agent, delta in zip(self._require_agents(), (step.delta1, step.delta2), strict=True):
+            with torch.no_grad():
                 parameters = list(agent.parameters())
                 theta = parameters_to_vector(parameters)
                 vector_to_parameters(theta + delta.to(theta), parameters)
 
+    # -- the sample estimator -------------------------------------------------------------------
+    def local_game(self, batch) -> LocalGame:
+        """The sample estimate of the local game at the agents' current parameters (eqs. 12-13)."""
+        from ipo_robust.optim.estimators import estimate_local_game
+
+        policy1, policy2 = self._require_agents()
+        config = self.config
+        zero_sum = getattr(config, "zero_sum", None)
+        if zero_sum is None:
+            zero_sum = rewards_are_zero_sum(batch)
+        return estimate_local_game(batch, policy1, policy2, gamma=getattr(config, "gamma", 0.99),
+                                   fisher=self.needs_fisher, zero_sum=zero_sum,
+                                   method=getattr(config, "method", "auto"))
+
+    def step(self, batch) -> dict:
+        """One iteration on a batch collected with the current parameters; returns metrics."""
+        game = self.local_game(batch)
+        step = self.update(game)
+        before = self._distributions(batch)
+        self.apply(step)
+        self.iteration += 1
+        return self.step_info(game, step, before, batch)
+
+    # -- diagnostics ----------------------------------------------------------------------------
+    def step_info(self, game: LocalGame, step: Step, before, batch) -> dict:
+        kl1, kl2 = self.mean_kl(before, batch)
+        info = {
+            "optim/iterations": step.iterations,
+            "optim/residual": float(step.residual),
+            "optim/converged": bool(step.converged),
+            "optim/matvecs": step.matvecs,
+            "optim/kl1": kl1,
+            "optim/kl2": kl2,
+            "optim/step_norm1": float(step.delta1.norm()),
+            "optim/step_norm2": float(step.delta2.norm()),
+            "optim/grad_norm1": float(game.g1.norm()),
+            "optim/grad_norm2": float(game.g2.norm()),
+        }
+        for key in ("J1", "J2", "episodes"):
+            if key in game.info:
+                info[f"train/{key}"] = game.info[key]
+        return info
+
+    def _distributions(self, batch):
+        with torch.no_grad():
+            return tuple(agent.distribution(obs) for agent, obs in
+                         zip(self._require_agents(), (batch.obs1, batch.obs2), strict=True))
+
+    def mean_kl(self, before, batch) -> tuple[float, float]:
+        """Mean KL(pi_old || pi_new) over the batch's observations, per player."""
+        after = self._distributions(batch)
+        kls = []
+        for old, new in zip(before, after, strict=True):
+            kl = kl_divergence(old, new).mean()
+            kls.append(float(kl) if math.isfinite(float(kl)) else float("nan"))
+        return kls[0], kls[1]
+
+    def _require_agents(self):
+        if self.agents is None:
+            raise ValueError(f"{type(self).__name__} was built without agents: pass them to make_optimizer "
+                             "(or apply the update's step yourself)")
+        return self.agents
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"
+
+
+def default_rtol(like: torch.Tensor) -> float:
+    """A Krylov tolerance the dtype can reach: 1e-10 in float64, 1e-6 in float32 (and lower precisions)."""
+    return 1e-10 if like.dtype == torch.float64 else 1e-6
+
+
+def rewards_are_zero_sum(batch) -> bool:
+    """True iff r2 = -r1 on every sample of the batch (then D21 = -D12^T holds for the estimates)."""
+    return bool(torch.equal(batch.rew2.to(torch.float64), -batch.rew1.to(torch.float64)))

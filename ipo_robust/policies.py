@@ -1,0 +1,254 @@
+"""Policies and centralised critics.
+
+A policy is a ``torch.nn.Module`` with ``distribution(obs) -> torch.distributions.Distribution`` whose
+``log_prob(action)`` has the batch shape of ``obs`` without its last dimension: obs (*B, obs_dim) gives
+log-probabilities (*B,). Flat parameter vectors follow ``parameters_to_vector(policy.parameters())``.
+
+- :class:`CategoricalMLPPolicy`: logits = MLP(obs), ``Categorical``; actions (*B,) int64.
+- :class:`GaussianMLPPolicy`: mean = MLP(obs), a state-independent log-std parameter (act_dim,);
+  ``Independent(Normal(mean, exp(log_std)), 1)`` so log_prob sums over the action dimensions;
+  actions (*B, act_dim). Unsquashed: the rollout clips actions to a bounded Box before the env sees
+  them; log-probabilities refer to the unclipped sample.
+- :class:`TabularCategoricalPolicy`: logits are the parameters themselves, (n_states, n_actions). With
+  ``n_states=1`` it ignores the observation (one-step matrix games: theta_i are exactly the logits);
+  otherwise the observation must be a one-hot of the state (logits = obs @ table), e.g. the memory-one
+  policies of the iterated games.
+
+``hidden=()`` makes the MLP policies linear in the observation (logits = W obs + b). Every
+``act(obs, generator)`` draws from the given ``torch.Generator`` (global RNG when ``None``).
+
+Critics are centralised: they see both agents' observations (and, for Q, both actions), one critic per
+agent. :class:`ValueCritic` V(s) (*B,) and :class:`QCritic` Q(s, a1, a2) (*B,); discrete actions enter
+one-hot encoded.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.distributions import Categorical, Distribution, Independent, Normal
+
+Space = object  # an environment space; duck-typed (see _is_discrete / _is_flat_box)
+
+
+def _is_discrete(space) -> bool:
+    """A Discrete(n) space: has an int ``n`` (ipo_robust.envs.base.Discrete, gymnasium.spaces.Discrete)."""
+    return isinstance(getattr(space, "n", None), numbers.Integral) and not hasattr(space, "low")
+
+
+def _is_flat_box(space) -> bool:
+    """A Box of shape (d,): has ``low``, ``high`` and a 1-d ``shape``."""
+    return hasattr(space, "low") and hasattr(space, "high") and len(getattr(space, "shape", ())) == 1
+
+
+def _mlp(in_dim: int, out_dim: int, hidden: Sequence[int], activation: type[nn.Module]) -> nn.Sequential:
+    hidden = tuple(hidden)
+    if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
+        raise ValueError(f"hidden must be a sequence of positive ints, got {hidden!r}")
+    layers: list[nn.Module] = []
+    sizes = (in_dim, *hidden)
+    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [nn.Linear(a, b), activation()]
+    layers.append(nn.Linear(sizes[-1], out_dim))
+    return nn.Sequential(*layers)
+
+
+def _positive(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _parameter_dtype(module: nn.Module) -> torch.dtype:
+    for p in module.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.get_default_dtype()
+
+
+def sample_action(dist: Distribution, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw one action per batch element of ``dist`` from ``generator`` (no gradient).
+
+    Supports ``Categorical``, ``Normal`` and ``Independent`` wrappers of them; with ``generator=None``
+    it falls back to ``dist.sample()`` (the global torch RNG) for any distribution.
+    """
+    with torch.no_grad():
+        if generator is None:
+            return dist.sample()
+        base = dist.base_dist if isinstance(dist, Independent) else dist
+        if isinstance(base, Categorical):
+            probs = base.probs.reshape(-1, base.probs.shape[-1])
+            draws = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+            return draws.reshape(base.batch_shape)
+        if isinstance(base, Normal):
+            eps = torch.randn(base.loc.shape, generator=generator, dtype=base.loc.dtype, device=base.loc.device)
+            return base.loc + base.scale * eps
+    raise TypeError(f"sample_action cannot draw from {type(dist).__name__} with an explicit generator; "
+                    "use Categorical, Normal or Independent(Normal), or pass generator=None")
+
+
+class Policy(nn.Module):
+    """Base of the policies: subclasses implement :meth:`distribution`."""
+
+    def distribution(self, obs: torch.Tensor) -> Distribution:
+        raise NotImplementedError
+
+    def act(self, obs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Sample actions for observations (*B, obs_dim) without recording gradients."""
+        with torch.no_grad():
+            return sample_action(self.distribution(self._as_obs(obs)), generator)
+
+    def _as_obs(self, obs) -> torch.Tensor:
+        obs = torch.as_tensor(obs)
+        return obs.to(_parameter_dtype(self))
+
+
+class CategoricalMLPPolicy(Policy):
+    """Categorical policy with logits = MLP(obs); obs (*B, obs_dim) -> Categorical with batch shape (*B,)."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int] = (64, 64),
+                 activation: type[nn.Module] = nn.Tanh):
+        super().__init__()
+        self.obs_dim, self.n_actions = _positive(obs_dim, "obs_dim"), _positive(n_actions, "n_actions")
+        self.logits_net = _mlp(obs_dim, n_actions, hidden, activation)
+
+    def distribution(self, obs: torch.Tensor) -> Categorical:
+        return Categorical(logits=self.logits_net(self._as_obs(obs)))
+
+
+class GaussianMLPPolicy(Policy):
+    """Diagonal Gaussian policy: mean = MLP(obs), std = exp(log_std) with log_std a parameter (act_dim,).
+
+    ``distribution(obs)`` for obs (*B, obs_dim) is ``Independent(Normal(mean, std), 1)``: batch shape
+    (*B,), event shape (act_dim,), log_prob summed over the action dimensions.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (64, 64),
+                 activation: type[nn.Module] = nn.Tanh, log_std_init: float = 0.0):
+        super().__init__()
+        self.obs_dim, self.act_dim = _positive(obs_dim, "obs_dim"), _positive(act_dim, "act_dim")
+        self.mean_net = _mlp(obs_dim, act_dim, hidden, activation)
+        self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std_init)))
+
+    def distribution(self, obs: torch.Tensor) -> Independent:
+        mean = self.mean_net(self._as_obs(obs))
+        return Independent(Normal(mean, self.log_std.exp().expand_as(mean)), 1)
+
+
+class TabularCategoricalPolicy(Policy):
+    """Logits as parameters: a table (n_states, n_actions).
+
+    ``n_states=1``: the observation is ignored except for its batch shape (obs (*B, d) -> batch (*B,));
+    theta = the logits exactly. ``n_states>1``: obs (*B, n_states) must be one-hot and logits = obs @ table.
+    ``logits`` sets the initial table (default zeros: uniform).
+    """
+
+    def __init__(self, n_actions: int, n_states: int = 1, logits=None):
+        super().__init__()
+        self.n_actions, self.n_states = _positive(n_actions, "n_actions"), _positive(n_states, "n_states")
+        table = torch.zeros(n_states, n_actions) if logits is None else torch.as_tensor(logits).clone()
+        if table.dim() == 1 and n_states == 1:
+            table = table.unsqueeze(0)
+        if tuple(table.shape) != (n_states, n_actions):
+            raise ValueError(f"logits must have shape ({n_states}, {n_actions}), got {tuple(table.shape)}")
+        self.logits = nn.Parameter(table.to(torch.get_default_dtype() if not table.is_floating_point()
+                                            else table.dtype))
+
+    def distribution(self, obs: torch.Tensor) -> Categorical:
+        obs = self._as_obs(obs)
+        if self.n_states == 1:
+            logits = self.logits[0].expand(*obs.shape[:-1], self.n_actions)
+        else:
+            if obs.shape[-1] != self.n_states:
+                raise ValueError(f"a tabular policy over {self.n_states} states needs one-hot observations "
+                                 f"of size {self.n_states}, got shape {tuple(obs.shape)}")
+            logits = obs @ self.logits
+        return Categorical(logits=logits)
+
+    def probs(self) -> torch.Tensor:
+        """The action probabilities of every state, (n_states, n_actions) (differentiable)."""
+        return torch.softmax(self.logits, dim=-1)
+
+
+def _flat_dim(space: Space, name: str) -> int:
+    if _is_flat_box(space):
+        return int(space.shape[0])
+    raise ValueError(f"{name} must be a flat Box observation space (d,), got {space!r}")
+
+
+def _action_dim(space: Space, name: str) -> int:
+    """Width of an action as a critic input: n for Discrete(n) (one-hot), d for Box (d,)."""
+    if _is_discrete(space):
+        return int(space.n)
+    if _is_flat_box(space):
+        return int(space.shape[0])
+    raise ValueError(f"{name} must be Discrete or a flat Box, got {space!r}")
+
+
+def _action_features(action: torch.Tensor, space: Space, dtype: torch.dtype) -> torch.Tensor:
+    if _is_discrete(space):
+        return nn.functional.one_hot(torch.as_tensor(action).long(), int(space.n)).to(dtype)
+    return torch.as_tensor(action).to(dtype)
+
+
+class ValueCritic(nn.Module):
+    """Centralised state-value critic V(s) of one agent: MLP on the concatenation [obs1, obs2].
+
+    ``forward(obs1, obs2)`` with obs_i (*B, d_i) returns (*B,).
+    """
+
+    def __init__(self, observation_spaces: tuple[Space, Space], hidden: Sequence[int] = (64, 64),
+                 activation: type[nn.Module] = nn.Tanh):
+        super().__init__()
+        self.observation_spaces = tuple(observation_spaces)
+        d = sum(_flat_dim(s, f"observation_spaces[{i}]") for i, s in enumerate(self.observation_spaces))
+        self.net = _mlp(d, 1, hidden, activation)
+
+    def forward(self, obs1: torch.Tensor, obs2: torch.Tensor) -> torch.Tensor:
+        dtype = _parameter_dtype(self)
+        x = torch.cat([torch.as_tensor(obs1).to(dtype), torch.as_tensor(obs2).to(dtype)], dim=-1)
+        return self.net(x).squeeze(-1)
+
+
+class QCritic(nn.Module):
+    """Centralised action-value critic Q(s, a1, a2) of one agent: MLP on [obs1, obs2, a1, a2].
+
+    Discrete actions are one-hot encoded. ``forward(obs1, obs2, act1, act2)`` returns (*B,).
+    """
+
+    def __init__(self, observation_spaces: tuple[Space, Space], action_spaces: tuple[Space, Space],
+                 hidden: Sequence[int] = (64, 64), activation: type[nn.Module] = nn.Tanh):
+        super().__init__()
+        self.observation_spaces, self.action_spaces = tuple(observation_spaces), tuple(action_spaces)
+        d = sum(_flat_dim(s, f"observation_spaces[{i}]") for i, s in enumerate(self.observation_spaces))
+        d += sum(_action_dim(s, f"action_spaces[{i}]") for i, s in enumerate(self.action_spaces))
+        self.net = _mlp(d, 1, hidden, activation)
+
+    def forward(self, obs1, obs2, act1, act2) -> torch.Tensor:
+        dtype = _parameter_dtype(self)
+        x = torch.cat([torch.as_tensor(obs1).to(dtype), torch.as_tensor(obs2).to(dtype),
+                       _action_features(act1, self.action_spaces[0], dtype),
+                       _action_features(act2, self.action_spaces[1], dtype)], dim=-1)
+        return self.net(x).squeeze(-1)
+
+
+def make_policy(obs_space: Space, action_space: Space, hidden: Sequence[int] = (64, 64),
+                seed: int | None = None, dtype: torch.dtype = torch.float32) -> Policy:
+    """A policy sized from the spaces: Discrete actions -> :class:`CategoricalMLPPolicy`, Box (d,)
+    actions -> :class:`GaussianMLPPolicy`. ``seed`` fixes the initial weights without touching the
+    global torch RNG; ``dtype`` is the parameter dtype (float64 for exactness tests).
+    """
+    obs_dim = _flat_dim(obs_space, "obs_space")
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        if _is_discrete(action_space):
+            policy: Policy = CategoricalMLPPolicy(obs_dim, int(action_space.n), hidden)
+        elif _is_flat_box(action_space):
+            policy = GaussianMLPPolicy(obs_dim, int(action_space.shape[0]), hidden)
+        else:
+            raise ValueError(f"make_policy supports Discrete and flat Box action spaces, got {action_space!r}")
+    return policy.to(dtype)

@@ -1,0 +1,203 @@
+"""Independent PPO for both players: the self-play baseline of Bansal et al. (2018).
+
+Schulman et al. (2017), "Proximal Policy Optimization Algorithms", run by each player on its own
+rewards, as Bansal et al. (2018, "Emergent Complexity via Multi-Agent Competition") train both sides
+of a competitive game. Per player i, on a batch collected with theta_old:
+
+    delta_t  = r_t + gamma V_i(s_{t+1}) (1 - terminated_t) - V_i(s_t)          TD error
+    A_t      = delta_t + gamma lambda (1 - done_t) A_{t+1}                         GAE (Schulman et al. 2016)
+    R_t      = A_t + V_i(s_t)                                                      critic target
+    L^CLIP   = mean_t min(rho_t A_t, clip(rho_t, 1 - eps, 1 + eps) A_t)            eq. (7) of the PPO paper
+    loss     = -L^CLIP + vf_coef mean (V_i(s_t) - R_t)^2 / 2 - ent_coef mean H[pi_i(.|o_t)]
+
+minimised by ``torch.optim.Adam`` over ``epochs`` passes of ``minibatches`` shuffled minibatches. V_i is
+a centralised :class:`~ipo_robust.policies.ValueCritic` per player (it sees both observations).
+Episodes cut at the batch end, and episodes truncated by a time limit, are bootstrapped with
+V_i(next_obs) (``Batch.next_obs1/2``); only ``terminated`` stops the bootstrap. Advantages are
+normalised per minibatch (``normalize_advantages``): allowed here, PPO is a baseline, not an unbiased
+IPO estimator.
+
+PPO learns from samples only: ``update(game)`` on a LocalGame raises (class attribute
+``sample_only = True``); use ``step(batch)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from ipo_robust.envs.base import Box
+from ipo_robust.hookspecs import hookimpl
+from ipo_robust.hyperparameters import hyperparameter, positive
+from ipo_robust.optim import LocalGame, Step
+from ipo_robust.optim.optimizer import SampleConfig, TwoAgentOptimizer, unit_interval
+from ipo_robust.policies import ValueCritic
+
+
+def positive_int(value) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return None if ok else "an integer > 0"
+
+
+def non_negative(value) -> str | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+    return None if ok else "a number >= 0"
+
+
+def hidden_sizes(value) -> str | None:
+    ok = isinstance(value, tuple | list) and all(isinstance(h, int) and not isinstance(h, bool) and h > 0
+                                                 for h in value)
+    return None if ok else "a tuple of positive ints (the critic's hidden layer widths)"
+
+
+def generalized_advantages(rew: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor,
+                           done: torch.Tensor, terminated: torch.Tensor, gamma: float, lam: float
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE(lambda) advantages and critic targets (Schulman et al. 2016, "High-Dimensional Continuous
+    Control Using Generalized Advantage Estimation", eq. 16), time-major (T, N).
+
+    values = V(s_t), next_values = V(s_{t+1}) from the observation after step t (before any reset).
+    The TD error bootstraps unless the episode terminated; the recursion stops at every episode end
+    (terminated or truncated) and at the end of the batch, where the partial episode is bootstrapped.
+    Returns (advantages, returns = advantages + values), float64.
+    """
+    rew, values, next_values = (x.to(torch.float64) for x in (rew, values, next_values))
+    not_terminated = (~terminated).to(torch.float64)
+    not_done = (~done).to(torch.float64)
+    delta = rew + gamma * next_values * not_terminated - values  # TD error
+    advantages = torch.zeros_like(delta)
+    lastgaelam = torch.zeros_like(delta[0])
+    for t in reversed(range(delta.shape[0])):
+        lastgaelam = delta[t] + gamma * lam * not_done[t] * lastgaelam
+        advantages[t] = lastgaelam
+    return advantages, advantages + values
+
+
+def clipped_surrogate(logp: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor,
+                      clip: float) -> torch.Tensor:
+    """PPO's clipped objective L^CLIP = mean min(rho A, clip(rho, 1 - eps, 1 + eps) A), to maximise
+    (Schulman et al. 2017, eq. 7). Its gradient vanishes on samples whose ratio left the clip range in
+    the direction the advantage favours."""
+    ratio = (logp - logp_old).exp()
+    pg_loss1 = ratio * advantages
+    pg_loss2 = ratio.clamp(1.0 - clip, 1.0 + clip) * advantages
+    return torch.min(pg_loss1, pg_loss2).mean()
+
+
+class PPO(TwoAgentOptimizer):
+    """Independent PPO with clipping and GAE for both players (module docstring)."""
+
+    sample_only: ClassVar[bool] = True
+
+    @dataclass
+    class Config(SampleConfig):
+        OWNER = "optimizer 'ppo'"
+        lr: float = hyperparameter(3e-4, positive, "Adam learning rate (policy and critic)")
+        clip: float = hyperparameter(0.2, positive, "clip range epsilon of the probability ratio")
+        gae_lambda: float = hyperparameter(0.95, unit_interval, "GAE lambda")
+        epochs: int = hyperparameter(4, positive_int, "passes over the batch per step")
+        minibatches: int = hyperparameter(4, positive_int, "minibatches per pass")
+        vf_coef: float = hyperparameter(0.5, non_negative, "weight of the critic's squared error")
+        ent_coef: float = hyperparameter(0.0, non_negative, "weight of the entropy bonus")
+        max_grad_norm: float = hyperparameter(0.5, positive, "global gradient-norm clip per player")
+        normalize_advantages: bool = hyperparameter(True, lambda v: None if isinstance(v, bool) else "true or false",
+                                                    "normalise advantages per minibatch")
+        critic_hidden: tuple = hyperparameter((64, 64), hidden_sizes, "hidden widths of the ValueCritic")
+        seed: int = hyperparameter(0, lambda v: None if isinstance(v, int) and not isinstance(v, bool)
+                                   else "an integer", "seed of the critics' weights and the minibatch shuffle")
+
+    def __init__(self, agents=None, **hyperparameters):
+        super().__init__(agents, **hyperparameters)
+        self.critics: tuple[ValueCritic, ValueCritic] | None = None
+        self.optimizers: tuple[torch.optim.Optimizer, ...] = ()
+        self.generator = torch.Generator().manual_seed(self.config.seed)
+
+    def update(self, game: LocalGame) -> Step:
+        raise ValueError("optimizer 'ppo' needs samples: it optimises a clipped surrogate with a critic over "
+                         "several epochs, which a LocalGame (g1, g2, D12, D21) cannot express. Call "
+                         "step(batch) with a Batch from ipo_robust.collect instead of update(game).")
+
+    def local_game(self, batch) -> LocalGame:
+        raise ValueError("optimizer 'ppo' does not use a local game; call step(batch)")
+
+    def _build(self, batch) -> None:
+        """Critics (centralised V_i) and one Adam per player, sized from the first batch."""
+        spaces = tuple(Box(-float("inf"), float("inf"), shape=(int(o.shape[-1]),)) for o in (batch.obs1, batch.obs2))
+        agents = self._require_agents()
+        critics = []
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            for agent in agents:
+                dtype = next(agent.parameters()).dtype
+                critics.append(ValueCritic(spaces, hidden=tuple(self.config.critic_hidden)).to(dtype))
+        self.critics = (critics[0], critics[1])
+        self.optimizers = tuple(torch.optim.Adam([*agent.parameters(), *critic.parameters()], lr=self.config.lr,
+                                                 eps=1e-5) for agent, critic in zip(agents, critics, strict=True))
+
+    def step(self, batch) -> dict:
+        c = self.config
+        if self.critics is None:
+            self._build(batch)
+        agents = self._require_agents()
+        before = self._distributions(batch)
+        info: dict = {}
+        T, N = batch.num_steps, batch.num_envs
+        M = T * N
+        size = max(M // c.minibatches, 1)
+        for i, (agent, critic, optimizer) in enumerate(zip(agents, self.critics, self.optimizers, strict=True)):
+            obs = (batch.obs1, batch.obs2)[i]
+            act = (batch.act1, batch.act2)[i]
+            rew = (batch.rew1, batch.rew2)[i]
+            dtype = next(agent.parameters()).dtype
+            with torch.no_grad():
+                logp_old = agent.distribution(obs.to(dtype)).log_prob(act).reshape(M)
+                values = critic(batch.obs1, batch.obs2)
+                next_values = critic(batch.next_obs1, batch.next_obs2)
+            advantages, returns = generalized_advantages(rew, values, next_values, batch.done, batch.terminated,
+                                                         c.gamma, c.gae_lambda)
+            flat = {"obs": obs.reshape(M, -1), "obs1": batch.obs1.reshape(M, -1), "obs2": batch.obs2.reshape(M, -1),
+                    "act": act.reshape(M, *act.shape[2:]), "adv": advantages.reshape(M).to(dtype),
+                    "ret": returns.reshape(M).to(dtype)}
+            clipfracs, pg, vf, ent = [], 0.0, 0.0, 0.0
+            for _ in range(c.epochs):
+                order = torch.randperm(M, generator=self.generator)
+                for start in range(0, M, size):
+                    idx = order[start:start + size]
+                    dist = agent.distribution(flat["obs"][idx].to(dtype))
+                    logp = dist.log_prob(flat["act"][idx])
+                    adv = flat["adv"][idx]
+                    if c.normalize_advantages and adv.numel() > 1:
+                        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                    objective = clipped_surrogate(logp, logp_old[idx], adv, c.clip)  # eq. (7)
+                    v_loss = 0.5 * ((critic(flat["obs1"][idx], flat["obs2"][idx]) - flat["ret"][idx]) ** 2).mean()
+                    entropy = dist.entropy().mean()
+                    loss = -objective + c.vf_coef * v_loss - c.ent_coef * entropy
+                    optimizer.zero_grad()
+                    loss.backward()
+                    nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]],
+                                             c.max_grad_norm)
+                    optimizer.step()
+                    with torch.no_grad():
+                        ratio = (logp - logp_old[idx]).exp()
+                        clipfracs.append(float(((ratio - 1.0).abs() > c.clip).to(torch.float64).mean()))
+                    pg, vf, ent = float(objective.detach()), float(v_loss.detach()), float(entropy.detach())
+            info[f"optim/clipfrac{i + 1}"] = sum(clipfracs) / len(clipfracs)
+            info[f"optim/surrogate{i + 1}"] = pg
+            info[f"optim/value_loss{i + 1}"] = vf
+            info[f"optim/entropy{i + 1}"] = ent
+        kl1, kl2 = self.mean_kl(before, batch)
+        info["optim/kl1"], info["optim/kl2"] = kl1, kl2
+        returns1, returns2 = batch.discounted_returns(c.gamma) if batch.num_episodes else (None, None)
+        if returns1 is not None:
+            info["train/J1"], info["train/J2"] = float(returns1.mean()), float(returns2.mean())
+            info["train/episodes"] = batch.num_episodes
+        self.iteration += 1
+        return info
+
+
+@hookimpl
+def register_optimizers(register):
+    register("ppo", PPO)

@@ -1,0 +1,137 @@
+"""Rollouts into time-major batches: markers, determinism, episode-boundary sums."""
+
+import numpy as np
+import pytest
+import torch
+
+from ipo_robust.envs.base import Box, TwoAgentEnv
+from ipo_robust.envs.matrix import make_iterated_env, make_matrix_env
+from ipo_robust.policies import GaussianMLPPolicy, TabularCategoricalPolicy, make_policy
+from ipo_robust.rollout import Batch, collect, reverse_segment_cumsum, segment_cumsum
+
+
+def iterated_agents(env, seed=0):
+    return tuple(make_policy(env.observation_spaces[i], env.action_spaces[i], hidden=(8,), seed=seed + i)
+                 for i in range(2))
+
+
+def test_collect_shapes_markers_and_stored_log_probs():
+    env = make_iterated_env("ipd", num_envs=6, seed=0, horizon=3)
+    agents = iterated_agents(env)
+    batch = collect(env, agents, steps=8, generator=torch.Generator().manual_seed(0))
+    T, N = 8, 6
+    assert batch.obs1.shape == (T, N, 5) and batch.act1.shape == (T, N) and batch.act1.dtype == torch.int64
+    assert batch.logp1.shape == batch.rew2.shape == batch.t.shape == (T, N)
+    assert batch.t[:, 0].tolist() == [0, 1, 2, 0, 1, 2, 0, 1]
+    assert batch.first[:, 0].tolist() == [True, False, False] * 2 + [True, False]
+    assert batch.done[:, 0].tolist() == [False, False, True] * 2 + [False, False]
+    assert batch.truncated.equal(batch.done) and not batch.terminated.any()
+    assert batch.complete[:, 0].tolist() == [True] * 6 + [False] * 2  # the last episode is partial
+    assert batch.num_episodes == 2 * N
+    with torch.no_grad():
+        for i, policy in enumerate(agents):
+            obs, act, logp = (getattr(batch, f"{k}{i + 1}") for k in ("obs", "act", "logp"))
+            assert torch.allclose(policy.distribution(obs).log_prob(act), logp)
+    # next_obs is the one-hot of the joint action just played (final_obs at episode ends)
+    expected = torch.eye(5)[1 + 2 * batch.act1 + batch.act2]
+    assert torch.equal(batch.next_obs1, expected) and torch.equal(batch.next_obs2, expected)
+    assert torch.equal(batch.obs1[1:][~batch.first[1:]], batch.next_obs1[:-1][~batch.done[:-1]])
+    assert torch.equal(batch.rew1, torch.as_tensor(env.payoff1, dtype=torch.float32)[batch.act1, batch.act2])
+
+
+def test_collect_is_seeded_deterministic():
+    def run(env_seed, gen_seed):
+        env = make_iterated_env("imp", num_envs=16, seed=env_seed, horizon=4)
+        return collect(env, iterated_agents(env), steps=12, generator=torch.Generator().manual_seed(gen_seed))
+
+    a, b, c = run(0, 1), run(0, 1), run(0, 2)
+    for name in ("act1", "act2", "logp1", "rew1", "rew2", "obs1", "done"):
+        assert torch.equal(getattr(a, name), getattr(b, name))
+    assert not torch.equal(a.act1, c.act1)
+
+
+def test_segment_sums_restart_at_episode_boundaries():
+    # one row, two episodes: steps 0-2 and 3-4 (the second ends at the batch end)
+    x = torch.tensor([1.0, 2.0, 3.0, 10.0, 20.0]).unsqueeze(1)
+    first = torch.tensor([True, False, False, True, False]).unsqueeze(1)
+    done = torch.tensor([False, False, True, False, True]).unsqueeze(1)
+    assert segment_cumsum(x, first)[:, 0].tolist() == [1.0, 3.0, 6.0, 10.0, 30.0]
+    assert reverse_segment_cumsum(x, done)[:, 0].tolist() == [6.0, 5.0, 3.0, 30.0, 20.0]
+
+
+def hand_built_batch():
+    """Two rows of 5 steps. Row 0: episodes of length 2 and 3 (both complete). Row 1: one episode of
+    length 4 and a partial one of length 1."""
+    first = torch.tensor([[1, 1], [0, 0], [1, 0], [0, 0], [0, 1]], dtype=torch.bool)
+    done = torch.tensor([[0, 0], [1, 0], [0, 0], [0, 1], [1, 0]], dtype=torch.bool)
+    t = torch.tensor([[0, 0], [1, 1], [0, 2], [1, 3], [2, 0]])
+    rew = torch.arange(1.0, 11.0).reshape(5, 2)
+    obs = torch.zeros(5, 2, 1)
+    act = torch.zeros(5, 2, dtype=torch.int64)
+    return Batch(obs1=obs, obs2=obs, act1=act, act2=act, logp1=torch.zeros(5, 2), logp2=torch.zeros(5, 2),
+                 rew1=rew, rew2=-rew, done=done, first=first, t=t, next_obs1=obs, next_obs2=obs)
+
+
+def test_hand_built_batch_gives_exactly_the_per_episode_sums():
+    batch = hand_built_batch()
+    assert batch.complete.tolist() == [[True, True], [True, True], [True, True], [True, True], [True, False]]
+    assert batch.num_episodes == 3
+    g = 0.5
+    returns1, returns2 = batch.discounted_returns(g)
+    # ordered by (start step, row): row 0 ep 1 (start 0), row 1 ep 1 (start 0), row 0 ep 2 (start 2)
+    expected = [1 + g * 3, 2 + g * 4 + g**2 * 6 + g**3 * 8, 5 + g * 7 + g**2 * 9]
+    assert torch.allclose(returns1, torch.tensor(expected, dtype=torch.float64))
+    assert torch.allclose(returns2, -returns1)
+
+
+def test_batch_validation_and_select():
+    batch = hand_built_batch()
+    sub = batch.select(envs=slice(0, 1))
+    assert sub.num_envs == 1 and sub.num_episodes == 2
+    cut = batch.select(steps=slice(0, 3))
+    assert cut.complete[:, 0].tolist() == [True, True, False] and cut.num_episodes == 1
+    with pytest.raises(ValueError, match="every field must start with"):
+        Batch(**{**_fields(batch), "rew1": torch.zeros(4, 2)})
+    with pytest.raises(ValueError, match="episode markers disagree"):
+        Batch(**{**_fields(batch), "first": torch.ones(5, 2, dtype=torch.bool)})
+    with pytest.raises(ValueError, match="bool"):
+        Batch(**{**_fields(batch), "done": batch.done.long()})
+
+
+def _fields(batch):
+    return {k: getattr(batch, k) for k in ("obs1", "obs2", "act1", "act2", "logp1", "logp2", "rew1", "rew2",
+                                           "done", "first", "t", "next_obs1", "next_obs2")}
+
+
+class PushEnv(TwoAgentEnv):
+    """Continuous actions in [-1, 1]^2; rewards = the actions the env received (to see the clipping)."""
+
+    def __init__(self, num_envs, seed=None):
+        obs = Box(-np.inf, np.inf, shape=(3,))
+        act = Box(-1.0, 1.0, shape=(2,))
+        super().__init__(num_envs, (obs, obs), (act, act), seed, max_episode_steps=4)
+
+    def _reset_envs(self, mask):
+        x = self.rng.standard_normal((int(mask.sum()), 3))
+        return x, x.copy()
+
+    def _step_envs(self, action1, action2):
+        x = self.rng.standard_normal((self.num_envs, 3))
+        return (x, x.copy()), (action1.sum(1), action2.sum(1)), np.zeros(self.num_envs, dtype=bool), {}
+
+
+def test_gaussian_policies_are_clipped_for_the_env_and_keep_raw_actions():
+    env = PushEnv(8, seed=0)
+    agents = (GaussianMLPPolicy(3, 2, hidden=(8,), log_std_init=1.0), GaussianMLPPolicy(3, 2, hidden=()))
+    batch = collect(env, agents, steps=6, generator=torch.Generator().manual_seed(0))
+    assert batch.act1.shape == (6, 8, 2) and (batch.act1.abs() > 1).any()  # raw samples kept
+    assert torch.allclose(batch.rew1, batch.act1.clamp(-1, 1).sum(-1))  # the env saw them clipped
+
+
+def test_collect_rejects_bad_arguments():
+    env = make_matrix_env(name="matching-pennies", num_envs=2)
+    agents = (TabularCategoricalPolicy(2), TabularCategoricalPolicy(2))
+    with pytest.raises(ValueError, match="steps must be a positive int"):
+        collect(env, agents, steps=0)
+    with pytest.raises(ValueError, match="two agents"):
+        collect(env, agents[:1], steps=1)
