@@ -67,7 +67,8 @@ class CGD(TwoAgentOptimizer):
         solver: str = hyperparameter("auto", one_of("auto", "cg", "gmres", "dense"), "linear solver")
         rtol: float | None = hyperparameter(None, positive_or_none,
                                             "solver tolerance; None: 1e-10 in float64, 1e-6 in float32")
-        max_iter: int | None = hyperparameter(None, positive_int_or_none, "solver iteration cap")
+        max_iter: int | None = hyperparameter(100, positive_int_or_none,
+                                             "solver iteration cap (a float32 solve can stall short of rtol)")
 
     def __init__(self, agents=None, **hyperparameters):
         super().__init__(agents, **_lr_alias(hyperparameters))
@@ -104,7 +105,8 @@ class NaturalCGD(TwoAgentOptimizer):
         damping: float = hyperparameter(1e-4, positive, "Fisher damping (F + damping I)")
         rtol: float | None = hyperparameter(None, positive_or_none,
                                             "solver tolerance; None: 1e-10 in float64, 1e-6 in float32")
-        max_iter: int | None = hyperparameter(None, positive_int_or_none, "solver iteration cap")
+        max_iter: int | None = hyperparameter(100, positive_int_or_none,
+                                             "solver iteration cap (a float32 solve can stall short of rtol)")
 
     def update(self, game: LocalGame) -> Step:
         c = self.config
