@@ -5,8 +5,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ.setdefault("MUJOCO_GL", "disable")  # before any dm_control import: no GLFW warnings in tests
+torch.set_num_threads(1)  # small tensors: extra BLAS threads only contend on a 2-core machine
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -52,11 +52,13 @@ available by forward-mode AD (``method="forward-mode"``: ``torch.func.jvp``), by
 textbook route: differentiate a surrogate whose mixed second derivative is (*) twice; its first
 backward pass (with ``create_graph``) is built once and each product is then a single reverse pass.
 Measured (benchmarks/RESULTS.md, ``benchmarks/bench_estimators.py``: Gaussian MLPs 64x64, 4096 samples,
-CPU, one thread) one D12 v costs 0.6-0.9 policy gradients (forward + backward) with ``"surrogate"``,
-0.8-1.0 with ``"double-backward"`` (two reverse passes instead of one: 5.1 against 4.5 ms best of 300
-alternating calls), 2.2-2.7 with ``"forward-mode"`` (it recomputes the forward pass every time) and
-1.3-2.0 with ``"factors"`` (memory-bound mat-vecs with 4096 x 5900 factors, after a ``vmap(grad)`` setup
-of 45-65 policy gradients). ``"auto"`` is therefore ``"surrogate"``. All methods give the same numbers
+CPU, one thread) one D12 v costs about one policy gradient (forward + backward) with ``"double-backward"``
+(0.92-0.96) and with ``"surrogate"`` (1.04-1.07 in the benchmark; a separate two-method A/B gave the
+surrogate 10-20% ahead, so the two tie within the noise of a shared machine), 2.0-3.1 with
+``"forward-mode"`` (it recomputes the forward pass every time) and about 2 with ``"factors"``
+(memory-bound mat-vecs with 4096 x 5900 factors, after a ``vmap(grad)`` setup of about 65 policy
+gradients). ``"auto"`` is ``"double-backward"``: as cheap as the surrogate, and its one retained graph
+per player serves D12, D21, both transposes and the empirical Fisher. All methods give the same numbers
 (tested).
 """
 
@@ -402,8 +404,7 @@ def estimate_local_game(batch: Batch, policy1: nn.Module, policy2: nn.Module, ga
         complete episodes (``_fisher_operator``).
     zero_sum: declare J2 = -J1. The batch's rewards must satisfy r2 = -r1; player 1's rewards, critic and
         baseline define both objectives, so D21 = -D12^T holds exactly.
-    method: how the products are computed (module docstring); ``"auto"`` = ``"surrogate"``, the
-        cheapest measured.
+    method: how the products are computed (module docstring); ``"auto"`` = ``"double-backward"``.
 
     Returns a LocalGame with g1 (p1,), g2 (p2,), D12 (p1 x p2) and D21 (p2 x p1) operators (with
     rmatvec) in the policies' dtype. ``info``: estimator, method, episodes, samples, and the sample
@@ -429,7 +430,7 @@ def estimate_local_game(batch: Batch, policy1: nn.Module, policy2: nn.Module, ga
                                        atol=1e-6, rtol=1e-6):
         raise ValueError("zero_sum=True but the batch's rewards are not zero-sum (r2 != -r1); pass zero_sum=False")
     if method == "auto":
-        method = "surrogate"
+        method = "double-backward"
 
     G1, G2 = _weights(batch, gamma, estimator, critics, baselines, zero_sum)
     S1 = make_scores(policy1, batch.obs1, batch.act1, method)

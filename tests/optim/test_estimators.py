@@ -366,7 +366,7 @@ def test_all_methods_agree_on_gaussian_mlp_policies_with_variable_length_episode
                            game.D21.rmatvec(v2), game.F1 @ v1)
         # adjoints: <v1, D12 v2> = <D12^T v1, v2>
         torch.testing.assert_close(v1 @ (game.D12 @ v2), game.D12.rmatvec(v1) @ v2)
-        assert game.info["method"] == (method if method != "auto" else "surrogate")
+        assert game.info["method"] == (method if method != "auto" else "double-backward")
     for method in METHODS[1:]:
         for a, b in zip(results[METHODS[0]], results[method], strict=True):
             torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-8)
@@ -400,10 +400,9 @@ def test_kl_fisher_is_the_exact_gaussian_fisher():
     mean_block = torch.kron(torch.diag(1 / sigma2), x.T @ x / len(states))  # rows (out, [w..., b])
     expected = torch.zeros(10, 10, dtype=F64)
     expected[:2, :2] = 2 * torch.eye(2, dtype=F64)
-    order = [2 + 3 * o + i for o in range(2) for i in range(3)]  # weight entries
+    # flat index of weight[o, i] is 2 + 3 o + i, of bias[o] is 8 + o; mean_block rows are (o, [x_i..., 1])
     idx = [j for o in range(2) for j in ([2 + 3 * o + i for i in range(3)] + [8 + o])]
     expected[np.ix_(idx, idx)] = mean_block
-    assert order  # documents the weight layout used above
     assert W.weight.shape == (2, 3)
     torch.testing.assert_close(F, expected, atol=1e-10, rtol=1e-10)
 
