@@ -17,7 +17,7 @@ from ipo_robust.hyperparameters import (
     positive_or_none,
 )
 from ipo_robust.optim import LinearOperator, LocalGame, Step, cgd_step, natural_cgd_step
-from ipo_robust.optim.optimizer import SampleConfig, TwoAgentOptimizer, default_rtol
+from ipo_robust.optim.optimizer import NaturalConfig, SampleConfig, TwoAgentOptimizer, default_rtol
 
 
 @dataclass
@@ -97,16 +97,10 @@ class NaturalCGD(TwoAgentOptimizer):
     needs_fisher = True
 
     @dataclass
-    class Config(SampleConfig):
+    class Config(NaturalConfig):
         OWNER = "optimizer 'ncgd'"
-        kl: float = hyperparameter(0.01, positive, "KL budget delta per player and step")
         lam1: float = hyperparameter(1.0, positive, "Fisher weight of player 1 (lambda_1)")
         lam2: float = hyperparameter(1.0, positive, "Fisher weight of player 2 (lambda_2)")
-        damping: float = hyperparameter(1e-4, positive, "Fisher damping (F + damping I)")
-        rtol: float | None = hyperparameter(None, positive_or_none,
-                                            "solver tolerance; None: 1e-10 in float64, 1e-6 in float32")
-        max_iter: int | None = hyperparameter(100, positive_int_or_none,
-                                             "solver iteration cap (a float32 solve can stall short of rtol)")
 
     def update(self, game: LocalGame) -> Step:
         c = self.config

@@ -41,9 +41,9 @@ from torch.distributions import kl_divergence
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from ipo_robust.hookspecs import hookimpl
-from ipo_robust.hyperparameters import hyperparameter, one_of, positive, positive_int_or_none
+from ipo_robust.hyperparameters import hyperparameter, one_of, positive
 from ipo_robust.optim import LocalGame, Step, conjugate_gradient, natural_cgd_step
-from ipo_robust.optim.optimizer import SampleConfig, TwoAgentOptimizer
+from ipo_robust.optim.optimizer import NaturalConfig, TwoAgentOptimizer, default_rtol
 from ipo_robust.rollout import reverse_segment_cumsum, segment_cumsum
 
 
@@ -63,12 +63,10 @@ def non_negative(value) -> str | None:
 
 
 @dataclass
-class TrustRegionConfig(SampleConfig):
+class TrustRegionConfig(NaturalConfig):
+    """kl is the trust-region radius: the bound on the true mean KL(old || new) per player."""
+
     OWNER = "optimizer"
-    kl: float = hyperparameter(0.01, positive, "trust-region radius delta: mean KL(old || new) per player")
-    damping: float = hyperparameter(1e-4, positive, "Fisher damping (F + damping I)")
-    rtol: float = hyperparameter(1e-10, positive, "relative residual tolerance of the solver")
-    max_iter: int | None = hyperparameter(None, positive_int_or_none, "solver iteration cap")
     backtrack: float = hyperparameter(0.5, open_unit_interval, "line-search shrink factor beta")
     max_backtracks: int = hyperparameter(10, non_negative_int, "line-search halvings before giving up")
     accept_ratio: float = hyperparameter(0.0, non_negative,
@@ -204,7 +202,7 @@ class TRPO(TrustRegion):
             def damped(v, F=F):
                 return F.matvec(v) + c.damping * v
 
-            result = conjugate_gradient(damped, g, rtol=c.rtol, max_iter=c.max_iter)
+            result = conjugate_gradient(damped, g, rtol=c.rtol or default_rtol(g), max_iter=c.max_iter)
             s = result.x
             sFs = float(s @ damped(s))
             scale = math.sqrt(2.0 * c.kl / sFs) if sFs > 0 else 0.0  # max step sqrt(2 delta / s^T F s)
@@ -236,7 +234,8 @@ class IPOTRPO(TrustRegion):
 
     def update(self, game: LocalGame) -> Step:
         c = self.config
-        return natural_cgd_step(game, kl=c.kl, lam1=c.lam1, lam2=c.lam2, damping=c.damping, rtol=c.rtol,
+        return natural_cgd_step(game, kl=c.kl, lam1=c.lam1, lam2=c.lam2, damping=c.damping,
+                                rtol=c.rtol or default_rtol(game.g1),
                                 max_iter=c.max_iter)  # eqs. (19)-(20)
 
 

@@ -86,6 +86,16 @@ def _check_inputs(b, x0, rtol, max_iter, solver: str):
     return max_iter
 
 
+def _initial_residual(A, b: torch.Tensor, x0: torch.Tensor | None):
+    """(||b||, x, r = b - A x) for the start x = x0 (a warm start) or 0; nothing is applied when b = 0."""
+    b_norm = float(torch.linalg.vector_norm(b))
+    if b_norm == 0.0:
+        return b_norm, None, None
+    x = torch.zeros_like(b) if x0 is None else x0.detach().to(b).clone()
+    r = b - A(x) if x0 is not None else b.clone()
+    return b_norm, x, r
+
+
 def _warn_not_converged(solver: str, iterations: int, residual: float, rtol: float, reason: str):
     warnings.warn(
         f"{solver} did not converge: relative residual {residual:.3e} > rtol {rtol:.1e} after "
@@ -107,11 +117,9 @@ def conjugate_gradient(matvec: Matvec, b: torch.Tensor, x0: torch.Tensor | None 
     """
     max_iter = _check_inputs(b, x0, rtol, max_iter, "conjugate_gradient")
     A = _CountedMatvec(matvec, b)
-    b_norm = float(torch.linalg.vector_norm(b))
+    b_norm, x, r = _initial_residual(A, b, x0)
     if b_norm == 0.0:
         return SolveResult(torch.zeros_like(b), 0, 0.0, True, 0)
-    x = torch.zeros_like(b) if x0 is None else x0.detach().to(b).clone()
-    r = b - A(x) if x0 is not None else b.clone()
     residual = float(torch.linalg.vector_norm(r)) / b_norm
     iterations, reason = 0, "iteration limit"
     while True:
@@ -199,11 +207,9 @@ def gmres(matvec: Matvec, b: torch.Tensor, x0: torch.Tensor | None = None, rtol:
         raise ValueError(f"gmres: restart must be an int >= 1 or None, got {restart!r}")
     restart = min(restart, n)
     A = _CountedMatvec(matvec, b)
-    b_norm = float(torch.linalg.vector_norm(b))
+    b_norm, x, r = _initial_residual(A, b, x0)
     if b_norm == 0.0:
         return SolveResult(torch.zeros_like(b), 0, 0.0, True, 0)
-    x = torch.zeros_like(b) if x0 is None else x0.detach().to(b).clone()
-    r = b - A(x) if x0 is not None else b.clone()
     beta = float(torch.linalg.vector_norm(r))
     iterations, reason, stagnated = 0, "iteration limit", False
     while beta / b_norm > rtol and iterations < max_iter and not stagnated:

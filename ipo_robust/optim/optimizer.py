@@ -23,7 +23,14 @@ import torch
 from torch.distributions import kl_divergence
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from ipo_robust.hyperparameters import Hyperparameters, hyperparameter, one_of
+from ipo_robust.hyperparameters import (
+    Hyperparameters,
+    hyperparameter,
+    one_of,
+    positive,
+    positive_int_or_none,
+    positive_or_none,
+)
 from ipo_robust.optim.local_game import LocalGame
 from ipo_robust.optim.update import Step
 
@@ -46,6 +53,18 @@ class SampleConfig(Hyperparameters):
                                  "how mixed-Hessian products are computed (estimators module)")
     zero_sum: bool | None = hyperparameter(None, bool_or_none,
                                            "declare the game zero-sum; None: zero-sum iff r2 = -r1 in the batch")
+
+
+@dataclass
+class NaturalConfig(SampleConfig):
+    """Hyperparameters of the Fisher-metric family (natural CGD, NPG, TRPO, IPO-TRPO)."""
+
+    kl: float = hyperparameter(0.01, positive, "KL budget delta per player and step")
+    damping: float = hyperparameter(1e-4, positive, "Fisher damping (F + damping I)")
+    rtol: float | None = hyperparameter(None, positive_or_none,
+                                        "solver tolerance; None: 1e-10 in float64, 1e-6 in float32")
+    max_iter: int | None = hyperparameter(100, positive_int_or_none,
+                                          "solver iteration cap (a float32 solve can stall short of rtol)")
 
 
 class TwoAgentOptimizer:
