@@ -29,7 +29,7 @@ from ipo_robust.optim.estimators import estimate_local_game
 from ipo_robust.policies import GaussianMLPPolicy
 from ipo_robust.rollout import Batch
 
-METHODS = ("forward-mode", "double-backward", "factors", "surrogate")
+METHODS = ("forward-mode", "double-backward", "factors", "surrogate", "layer-factors")
 
 
 def synthetic_batch(policy1, policy2, steps: int, envs: int, episode_length: int, obs_dim: int,

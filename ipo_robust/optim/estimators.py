@@ -57,8 +57,11 @@ CPU, one thread) one D12 v costs about one policy gradient (forward + backward) 
 surrogate 10-20% ahead, so the two tie within the noise of a shared machine), 2.0-3.1 with
 ``"forward-mode"`` (it recomputes the forward pass every time) and about 2 with ``"factors"``
 (memory-bound mat-vecs with 4096 x 5900 factors, after a ``vmap(grad)`` setup of about 65 policy
-gradients). ``"auto"`` is ``"double-backward"``: as cheap as the surrogate, and its one retained graph
-per player serves D12, D21, both transposes and the empirical Fisher. All methods give the same numbers
+gradients). ``"layer-factors"`` (:class:`LayerFactorScores`) keeps the per-sample scores of the project's MLP
+policies in layer-factored form (layer inputs and per-sample output gradients) and multiplies without
+autograd: about 0.6 of a policy gradient per D12 v. ``"auto"`` picks ``"layer-factors"`` for those policies
+and ``"double-backward"`` (as cheap as the surrogate, one retained graph per player serving D12, D21,
+both transposes and the empirical Fisher) for any other module. All methods give the same numbers
 (tested).
 """
 
@@ -76,7 +79,7 @@ from ipo_robust.optim.operators import LinearOperator
 from ipo_robust.rollout import Batch, reverse_segment_cumsum, segment_cumsum
 
 ESTIMATORS = ("mc", "critic")
-METHODS = ("auto", "forward-mode", "double-backward", "factors", "surrogate")
+METHODS = ("auto", "forward-mode", "double-backward", "factors", "surrogate", "layer-factors")
 FISHERS = ("kl", "empirical")
 
 
@@ -241,8 +244,146 @@ class FactorScores(ScoreJacobian):
         return self.J.T @ c.reshape(-1).to(self.dtype)
 
 
+class LayerFactorScores(ScoreJacobian):
+    """Per-sample scores kept in layer-factored form, for policies whose parameters sit in ``nn.Linear``
+    layers (plus a Gaussian ``log_std``): no p-wide per-sample matrix, no autograd in the products.
+
+    For a linear layer z = W a + b applied row by row, the score of sample m is
+    grad_W log pi_m = delta_m a_m^T and grad_b log pi_m = delta_m, with delta_m = d log pi_m / d z_m.
+    Rows are independent (an MLP mixes no samples), so one backward pass of sum_m log pi_m to every
+    layer output gives all delta_m at once. Then, per layer (A: inputs (M, in), Delta: (M, out)),
+
+        J v   = rowsum((A V^T + v_b) * Delta)          (one (M, in) x (in, out) product)
+        J^T c = ((Delta * c)^T A, sum_m c_m delta_m)   (one (out, M) x (M, in) product),
+
+    each about the cost of the layer's forward pass. A Gaussian's state-independent ``log_std`` has the
+    closed-form score d log pi_m / d log sigma_j = (a_mj - mu_mj)^2 / sigma_j^2 - 1, kept as (M, act_dim).
+    A :class:`~ipo_robust.policies.TabularCategoricalPolicy` (logits = obs @ table, or the one row) is one
+    such layer: grad_table log pi_m = obs_m (onehot(a_m) - p_m)^T.
+    """
+
+    keeps_graph = True
+
+    @staticmethod
+    def supports(policy: nn.Module) -> bool:
+        """The project's MLP policies (rows never mix) whose parameters are all Linear weights and biases,
+        plus a GaussianMLPPolicy's ``log_std``."""
+        from ipo_robust.policies import CategoricalMLPPolicy, GaussianMLPPolicy, TabularCategoricalPolicy
+
+        if type(policy) is TabularCategoricalPolicy:
+            return True
+        if type(policy) not in (CategoricalMLPPolicy, GaussianMLPPolicy):
+            return False
+        owned = {id(p) for m in policy.modules() if type(m) is nn.Linear for p in m.parameters(recurse=False)}
+        if isinstance(policy, GaussianMLPPolicy):
+            owned.add(id(policy.log_std))
+        return all(id(p) in owned for p in policy.parameters())
+
+    def __init__(self, policy, obs, act):
+        from ipo_robust.policies import GaussianMLPPolicy, TabularCategoricalPolicy
+
+        if not self.supports(policy):
+            raise ValueError(f"method 'layer-factors' needs a CategoricalMLPPolicy or GaussianMLPPolicy made of "
+                             f"nn.Linear layers; got {type(policy).__name__} (use method='double-backward')")
+        captured: dict[nn.Linear, tuple[torch.Tensor, torch.Tensor]] = {}
+        linears = [m for m in policy.modules() if type(m) is nn.Linear]
+        hooks = [m.register_forward_hook(lambda mod, inp, out: captured.__setitem__(mod, (inp[0], out)))
+                 for m in linears]
+        try:
+            super().__init__(policy, obs, act)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        M = self.shape[0] * self.shape[1]
+        self.table = None
+        if isinstance(policy, TabularCategoricalPolicy):
+            with torch.no_grad():
+                features = (torch.ones(M, 1, dtype=self.dtype) if policy.n_states == 1
+                            else self.obs.reshape(M, policy.n_states))
+                probs = policy.distribution(self.obs).probs.reshape(M, -1)
+                onehot = torch.nn.functional.one_hot(self.act.reshape(M), policy.n_actions).to(self.dtype)
+            self.table = (features, onehot - probs)  # d log pi_m / d logits_m = onehot(a_m) - p_m
+        outputs = [captured[m][1] for m in linears]
+        deltas = (torch.autograd.grad(self.logp.sum(), outputs, allow_unused=True)  # all delta_m at once
+                  if outputs else ())
+        self.layers = {}  # Linear -> (A (M, in), Delta (M, out))
+        for m, delta in zip(linears, deltas, strict=True):
+            inputs = captured[m][0].detach().reshape(M, -1)
+            delta = torch.zeros(M, m.out_features, dtype=self.dtype) if delta is None else delta.reshape(M, -1)
+            self.layers[m] = (inputs, delta)
+        self.log_std_scores = None
+        if isinstance(policy, GaussianMLPPolicy):
+            with torch.no_grad():
+                dist = policy.distribution(self.obs).base_dist
+                z = (self.act - dist.loc) / dist.scale
+                self.log_std_scores = (z * z - 1.0).reshape(M, -1)
+        self.logp = self.logp.detach()  # the products below need no graph
+        # where each parameter lives: ("weight" | "bias", Linear) or ("log_std", None); frozen -> None
+        self.slots = []
+        for param in self.params:
+            slot = None
+            if param.requires_grad:
+                for m in linears:
+                    if param is m.weight:
+                        slot = ("weight", m)
+                    elif param is m.bias:
+                        slot = ("bias", m)
+                if slot is None:
+                    slot = ("table", None) if self.table is not None else ("log_std", None)
+            self.slots.append(slot)
+
+    def jvp(self, v):
+        M = self.shape[0] * self.shape[1]
+        per_layer: dict[nn.Linear, list] = {}
+        u = torch.zeros(M, dtype=self.dtype)
+        for slot, tangent in zip(self.slots, self.split(v), strict=True):
+            if slot is None:
+                continue
+            kind, m = slot
+            if kind == "log_std":
+                u = u + self.log_std_scores @ tangent
+            elif kind == "table":
+                features, delta = self.table
+                u = u + ((features @ tangent) * delta).sum(1)
+            else:
+                per_layer.setdefault(m, [None, None])[0 if kind == "weight" else 1] = tangent
+        for m, (V, vb) in per_layer.items():
+            A, Delta = self.layers[m]
+            z = A @ V.T if V is not None else torch.zeros_like(Delta)
+            if vb is not None:
+                z = z + vb
+            u = u + (z * Delta).sum(1)
+        return u.reshape(self.shape)
+
+    def vjp(self, c):
+        c = c.reshape(-1).to(self.dtype)
+        parts = []
+        for slot, param in zip(self.slots, self.params, strict=True):
+            if slot is None:
+                parts.append(torch.zeros(param.numel(), dtype=self.dtype))
+                continue
+            kind, m = slot
+            if kind == "log_std":
+                parts.append(self.log_std_scores.T @ c)
+                continue
+            if kind == "table":
+                features, delta = self.table
+                parts.append((features.T @ (delta * c[:, None])).reshape(-1))
+                continue
+            A, Delta = self.layers[m]
+            weighted = Delta * c[:, None]
+            parts.append((weighted.T @ A).reshape(-1) if kind == "weight" else weighted.sum(0))
+        return torch.cat(parts)
+
+
 _SCORES = {"forward-mode": ForwardModeScores, "double-backward": DoubleBackwardScores,
-           "factors": FactorScores, "surrogate": DoubleBackwardScores}
+           "factors": FactorScores, "surrogate": DoubleBackwardScores, "layer-factors": LayerFactorScores}
+
+
+def auto_method(policy: nn.Module) -> str:
+    """The fastest measured exact method for this policy (benchmarks/RESULTS.md): ``"layer-factors"`` for the
+    project's MLP and tabular policies, ``"double-backward"`` for any other module."""
+    return "layer-factors" if LayerFactorScores.supports(policy) else "double-backward"
 
 
 def make_scores(policy: nn.Module, obs: torch.Tensor, act: torch.Tensor, method: str = "forward-mode"
@@ -404,7 +545,8 @@ def estimate_local_game(batch: Batch, policy1: nn.Module, policy2: nn.Module, ga
         complete episodes (``_fisher_operator``).
     zero_sum: declare J2 = -J1. The batch's rewards must satisfy r2 = -r1; player 1's rewards, critic and
         baseline define both objectives, so D21 = -D12^T holds exactly.
-    method: how the products are computed (module docstring); ``"auto"`` = ``"double-backward"``.
+    method: how the products are computed (module docstring); ``"auto"``: ``"layer-factors"`` for the
+        project's policies, else ``"double-backward"``.
 
     Returns a LocalGame with g1 (p1,), g2 (p2,), D12 (p1 x p2) and D21 (p2 x p1) operators (with
     rmatvec) in the policies' dtype. ``info``: estimator, method, episodes, samples, and the sample
@@ -429,12 +571,10 @@ def estimate_local_game(batch: Batch, policy1: nn.Module, policy2: nn.Module, ga
     if zero_sum and not torch.allclose(batch.rew2[valid].to(torch.float64), -batch.rew1[valid].to(torch.float64),
                                        atol=1e-6, rtol=1e-6):
         raise ValueError("zero_sum=True but the batch's rewards are not zero-sum (r2 != -r1); pass zero_sum=False")
-    if method == "auto":
-        method = "double-backward"
-
     G1, G2 = _weights(batch, gamma, estimator, critics, baselines, zero_sum)
-    S1 = make_scores(policy1, batch.obs1, batch.act1, method)
-    S2 = make_scores(policy2, batch.obs2, batch.act2, method)
+    methods = tuple(auto_method(policy) if method == "auto" else method for policy in (policy1, policy2))
+    S1 = make_scores(policy1, batch.obs1, batch.act1, methods[0])
+    S2 = make_scores(policy2, batch.obs2, batch.act2, methods[1])
 
     g1 = S1.vjp(G1) / episodes  # eq. (12)
     g2 = S2.vjp(G2) / episodes  # eq. (12)
@@ -449,6 +589,7 @@ def estimate_local_game(batch: Batch, policy1: nn.Module, policy2: nn.Module, ga
         F1 = _fisher_operator(fisher_kind, policy1, S1, batch.obs1, valid)
         F2 = _fisher_operator(fisher_kind, policy2, S2, batch.obs2, valid)
     returns1, returns2 = batch.discounted_returns(gamma)
+    method = methods[0] if methods[0] == methods[1] else "/".join(methods)
     info = {"estimator": estimator, "method": method, "episodes": episodes, "samples": int(valid.sum()),
             "J1": float(returns1.mean()), "J2": float(returns2.mean())}
     return LocalGame(g1, g2, D12, D21, F1, F2, zero_sum=zero_sum, info=info)

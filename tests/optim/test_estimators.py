@@ -366,7 +366,7 @@ def test_all_methods_agree_on_gaussian_mlp_policies_with_variable_length_episode
                            game.D21.rmatvec(v2), game.F1 @ v1)
         # adjoints: <v1, D12 v2> = <D12^T v1, v2>
         torch.testing.assert_close(v1 @ (game.D12 @ v2), game.D12.rmatvec(v1) @ v2)
-        assert game.info["method"] == (method if method != "auto" else "double-backward")
+        assert game.info["method"] == (method if method != "auto" else "layer-factors")
     for method in METHODS[1:]:
         for a, b in zip(results[METHODS[0]], results[method], strict=True):
             torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-8)
@@ -432,3 +432,33 @@ def test_bad_arguments_raise_clear_errors():
         estimate_local_game(batch, *agents, baselines=0.5)
     with pytest.raises(ValueError, match="flat vector of 2"):
         estimate_local_game(batch, *agents).D12 @ torch.zeros(3, dtype=F64)
+
+
+def test_layer_factors_match_double_backward_on_categorical_mlps_and_fall_back_elsewhere():
+    """The autograd-free layer-factored products equal the autograd ones; unknown modules use autograd."""
+    env = make_iterated_env("ipd", num_envs=16, seed=3, horizon=4)
+    torch.manual_seed(2)
+    agents = tuple(make_policy(env.observation_spaces[i], env.action_spaces[i], hidden=(6, 5), dtype=F64)
+                   for i in (0, 1))
+    batch = collect(env, agents, steps=8, generator=torch.Generator().manual_seed(4))
+    gen = torch.Generator().manual_seed(5)
+    p1, p2 = (sum(p.numel() for p in a.parameters()) for a in agents)
+    v1, v2 = torch.randn(p1, dtype=F64, generator=gen), torch.randn(p2, dtype=F64, generator=gen)
+    reference = estimate_local_game(batch, *agents, gamma=0.9, method="double-backward", fisher="empirical")
+    factored = estimate_local_game(batch, *agents, gamma=0.9, method="layer-factors", fisher="empirical")
+    for a, b in [(reference.g1, factored.g1), (reference.D12 @ v2, factored.D12 @ v2),
+                 (reference.D21 @ v1, factored.D21 @ v1), (reference.F1 @ v1, factored.F1 @ v1)]:
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+    class Wrapped(torch.nn.Module):  # not one of the project's policies: rows could mix, so no layer factors
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def distribution(self, obs):
+            return self.inner.distribution(obs)
+
+    wrapped = (Wrapped(agents[0]), agents[1])
+    assert estimate_local_game(batch, *wrapped, gamma=0.9).info["method"] == "double-backward/layer-factors"
+    with pytest.raises(ValueError, match="method 'layer-factors' needs"):
+        estimate_local_game(batch, *wrapped, gamma=0.9, method="layer-factors")
