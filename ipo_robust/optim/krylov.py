@@ -112,8 +112,11 @@ def conjugate_gradient(matvec: Matvec, b: torch.Tensor, x0: torch.Tensor | None 
     ||b - A x|| <= rtol ||b||. max_iter: CG steps (default min(10 n, 10 000)).
 
     A curvature p^T A p <= 0 means A is not positive definite: the solve stops there, unconverged.
-    The recursive residual drives the iteration; the true residual is recomputed at the end, and if
-    rounding made the two drift apart CG restarts from the true residual while iterations remain.
+    The recursive residual drives the iteration; the true residual is recomputed after each run of at
+    most n steps (exact CG would have finished), and if rounding made the two drift apart CG restarts
+    from the true residual while iterations remain. A restart that does not halve the true residual
+    means the operator's own rounding (e.g. float32 products) sets the floor: the solve stops there,
+    unconverged, instead of spending the remaining iterations.
     """
     max_iter = _check_inputs(b, x0, rtol, max_iter, "conjugate_gradient")
     A = _CountedMatvec(matvec, b)
@@ -127,11 +130,12 @@ def conjugate_gradient(matvec: Matvec, b: torch.Tensor, x0: torch.Tensor | None 
             break
         if iterations >= max_iter:
             break
-        # one CG run from the current residual
+        # one CG run from the current residual, at most n steps
         p = r.clone()
         rr = torch.dot(r, r)
         indefinite = False
-        while iterations < max_iter:
+        run_start, residual_before = iterations, residual
+        while iterations < max_iter and iterations - run_start < b.numel():
             Ap = A(p)
             pAp = torch.dot(p, Ap)
             if float(pAp) <= 0.0:
@@ -149,6 +153,10 @@ def conjugate_gradient(matvec: Matvec, b: torch.Tensor, x0: torch.Tensor | None 
         r = b - A(x)  # true residual
         residual = float(torch.linalg.vector_norm(r)) / b_norm
         if indefinite:
+            break
+        if residual > rtol and residual > 0.5 * residual_before:
+            reason = (f"stagnated: a restart left the residual at {residual:.3e} (from {residual_before:.3e}); "
+                      f"the operator's rounding in {b.dtype} sets this floor")
             break
     converged = residual <= rtol
     if not converged:

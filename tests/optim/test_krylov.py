@@ -176,3 +176,19 @@ def test_gmres_rejects_bad_restart():
     A, b = random_spd(4, 22), random_vector(4, 23)
     with pytest.raises(ValueError, match="restart"):
         gmres(lambda v: A @ v, b, restart=0)
+
+
+def test_cg_stops_when_the_operator_rounding_sets_a_floor():
+    """A product with relative noise 1e-7 (float32-like) cannot reach rtol 1e-12: CG must say so early,
+    not spend its whole iteration budget restarting."""
+    A = random_spd(6, 41)
+    noise = torch.Generator().manual_seed(42)
+
+    def noisy(v):
+        exact = A @ v
+        return exact + 1e-7 * exact.norm() * torch.randn(exact.shape, generator=noise, dtype=exact.dtype)
+
+    with pytest.warns(ConvergenceWarning, match="stagnated"):
+        result = conjugate_gradient(noisy, random_vector(6, 43), rtol=1e-12, max_iter=1000)
+    assert not result.converged and result.iterations < 60
+    assert result.residual < 1e-4  # it did get as far as the noise allows

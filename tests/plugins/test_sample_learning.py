@@ -36,6 +36,8 @@ def train(name, optimizer_name, iterations, samples=2048, lr=2.0, seed=0):
     return agents, info
 
 
+# float32 policies: some CG solves stop at the products' rounding floor (~1e-5) above rtol 1e-6 and warn
+@pytest.mark.filterwarnings("ignore::ipo_robust.optim.ConvergenceWarning")
 @pytest.mark.parametrize("name, iterations", [("matching-pennies", 300), ("rock-paper-scissors", 400)])
 def test_ipo_vpg_reaches_nash_where_simga_does_not(name, iterations):
     """2048 one-step games per iteration, lr 2.0 for both players and both optimizers, same start.
