@@ -32,6 +32,11 @@ def positive_int_or_none(value) -> str | None:
     return None if ok else "an integer > 0, or None"
 
 
+def positive_int(value) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return None if ok else "an integer > 0"
+
+
 def positive_or_none(value) -> str | None:
     return None if value is None else positive(value)
 

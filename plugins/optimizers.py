@@ -17,11 +17,11 @@ from ipo_robust.hyperparameters import (
     positive_or_none,
 )
 from ipo_robust.optim import LinearOperator, LocalGame, Step, cgd_step, natural_cgd_step
-from ipo_robust.optim.optimizer import NaturalConfig, SampleConfig, TwoAgentOptimizer, default_rtol
+from ipo_robust.optim.optimizer import CriticConfig, NaturalConfig, TwoAgentOptimizer, default_rtol
 
 
 @dataclass
-class GradientConfig(SampleConfig):
+class GradientConfig(CriticConfig):
     OWNER = "optimizer"
     lr1: float = hyperparameter(0.1, positive, "learning rate of player 1")
     lr2: float = hyperparameter(0.1, positive, "learning rate of player 2")

@@ -110,6 +110,7 @@ class TrustRegion(TwoAgentOptimizer):
         for key in ("J1", "J2", "episodes"):
             if key in game.info:
                 info[f"train/{key}"] = game.info[key]
+        info.update(self.fit_critics(batch))
         return info
 
     def _line_search(self, i: int, context, thetas, deltas, g_i) -> tuple[float, int, float, float]:

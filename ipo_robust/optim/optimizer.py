@@ -28,6 +28,7 @@ from ipo_robust.hyperparameters import (
     hyperparameter,
     one_of,
     positive,
+    positive_int,
     positive_int_or_none,
     positive_or_none,
 )
@@ -49,14 +50,27 @@ class SampleConfig(Hyperparameters):
     """Hyperparameters of the sample estimator every optimizer shares."""
 
     gamma: float = hyperparameter(0.99, unit_interval, "discount of J_i = E[sum_t gamma^t r_i,t]")
-    method: str = hyperparameter("auto", one_of("auto", "surrogate", "double-backward", "forward-mode", "factors"),
+    method: str = hyperparameter("auto", one_of("auto", "layer-factors", "surrogate", "double-backward",
+                                                "forward-mode", "factors"),
                                  "how mixed-Hessian products are computed (estimators module)")
     zero_sum: bool | None = hyperparameter(None, bool_or_none,
                                            "declare the game zero-sum; None: zero-sum iff r2 = -r1 in the batch")
 
 
 @dataclass
-class NaturalConfig(SampleConfig):
+class CriticConfig(SampleConfig):
+    """The sample estimator plus the learned critics that reduce its variance."""
+
+    critic: str = hyperparameter("none", one_of("none", "value", "q"),
+                                 "variance reduction: 'value' = V(s) baselines (eqs. 12-13 stay unbiased), "
+                                 "'q' = the critic form of eq. (14) with Q(s, a1, a2); fitted on each batch "
+                                 "after its update and used from the next one")
+    critic_lr: float = hyperparameter(1e-2, positive, "Adam learning rate of the critics")
+    critic_epochs: int = hyperparameter(20, positive_int, "full-batch critic regression steps per batch")
+
+
+@dataclass
+class NaturalConfig(CriticConfig):
     """Hyperparameters of the Fisher-metric family (natural CGD, NPG, TRPO, IPO-TRPO)."""
 
     kl: float = hyperparameter(0.01, positive, "KL budget delta per player and step")
@@ -86,6 +100,7 @@ class TwoAgentOptimizer:
             raise ValueError("agents must be a pair of torch.nn.Module policies (see ipo_robust.make_agents)")
         self.agents = agents
         self.iteration = 0
+        self.critics: tuple[torch.nn.Module, torch.nn.Module] | None = None  # built on the first batch
 
     # -- the update rule ------------------------------------------------------------------------
     def update(self, game: LocalGame) -> Step:
@@ -110,9 +125,15 @@ class TwoAgentOptimizer:
         zero_sum = getattr(config, "zero_sum", None)
         if zero_sum is None:
             zero_sum = rewards_are_zero_sum(batch)
+        critic = getattr(config, "critic", "none")
+        options = {}
+        if critic == "value" and self.critics is not None:
+            options["baselines"] = self.critics  # state-only baselines: unbiased (estimators docstring)
+        elif critic == "q" and self.critics is not None:
+            options.update(estimator="critic", critics=self.critics)  # eq. (14)
         return estimate_local_game(batch, policy1, policy2, gamma=getattr(config, "gamma", 0.99),
                                    fisher=self.needs_fisher, zero_sum=zero_sum,
-                                   method=getattr(config, "method", "auto"))
+                                   method=getattr(config, "method", "auto"), **options)
 
     def step(self, batch) -> dict:
         """One iteration on a batch collected with the current parameters; returns metrics."""
@@ -121,7 +142,48 @@ class TwoAgentOptimizer:
         before = self._distributions(batch)
         self.apply(step)
         self.iteration += 1
-        return self.step_info(game, step, before, batch)
+        info = self.step_info(game, step, before, batch)
+        info.update(self.fit_critics(batch))
+        return info
+
+    # -- critics ----------------------------------------------------------------------------------
+    def fit_critics(self, batch) -> dict:
+        """Regress each player's critic on this batch's Monte-Carlo returns-to-go (complete episodes).
+
+        Fitted after the batch's own update and used from the next batch on, so a value baseline is
+        independent of the samples it is subtracted from (the estimates stay unbiased).
+        """
+        kind = getattr(self.config, "critic", "none")
+        if kind == "none" or batch.num_episodes == 0:
+            return {}
+        from ipo_robust.policies import QCritic, ValueCritic
+        from ipo_robust.rollout import reverse_segment_cumsum
+
+        if self.critics is None:
+            observation_spaces, action_spaces = critic_spaces(batch, self._require_agents())
+            with torch.random.fork_rng(devices=[]):  # seeded critic weights; the global RNG is left alone
+                torch.manual_seed(0)
+                self.critics = tuple(ValueCritic(observation_spaces) if kind == "value"
+                                     else QCritic(observation_spaces, action_spaces) for _ in (0, 1))
+            self._critic_optimizers = [torch.optim.Adam(c.parameters(), lr=self.config.critic_lr)
+                                       for c in self.critics]
+        gamma = float(getattr(self.config, "gamma", 0.99))
+        discount = gamma ** batch.t.to(torch.float64)
+        mask = batch.complete
+        info = {}
+        for i, (critic, optimizer, rew) in enumerate(zip(self.critics, self._critic_optimizers,
+                                                          (batch.rew1, batch.rew2), strict=True), start=1):
+            # sum_{t' >= t} gamma^(t' - t) r_t', the target of V(s_t) and Q(s_t, a1_t, a2_t)
+            target = (reverse_segment_cumsum(discount * rew.to(torch.float64), batch.done) / discount)[mask]
+            inputs = (batch.obs1, batch.obs2) if kind == "value" else (batch.obs1, batch.obs2, batch.act1, batch.act2)
+            with torch.enable_grad():
+                for _ in range(self.config.critic_epochs):
+                    loss = ((critic(*inputs)[mask].to(torch.float64) - target) ** 2).mean()
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+            info[f"critic/loss{i}"] = float(loss.detach())
+        return info
 
     # -- diagnostics ----------------------------------------------------------------------------
     def step_info(self, game: LocalGame, step: Step, before, batch) -> dict:
@@ -165,6 +227,33 @@ class TwoAgentOptimizer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"
+
+
+class _FlatBox:
+    """A (d,) Box as the critics read it (``low``, ``high``, ``shape``)."""
+
+    def __init__(self, d: int):
+        self.shape, self.low, self.high = (int(d),), -math.inf, math.inf
+
+
+class _Choices:
+    """A Discrete(n) as the critics read it (``n``)."""
+
+    def __init__(self, n: int):
+        self.n = int(n)
+
+
+def critic_spaces(batch, agents):
+    """Observation and action spaces for centralised critics, read off a batch and the policies."""
+    observations = (_FlatBox(batch.obs1.shape[-1]), _FlatBox(batch.obs2.shape[-1]))
+    actions = []
+    for agent, obs, act in zip(agents, (batch.obs1, batch.obs2), (batch.act1, batch.act2), strict=True):
+        if act.is_floating_point():
+            actions.append(_FlatBox(act.shape[-1]))
+        else:
+            with torch.no_grad():
+                actions.append(_Choices(agent.distribution(obs[:1, :1]).probs.shape[-1]))
+    return observations, tuple(actions)
 
 
 def default_rtol(like: torch.Tensor) -> float:
