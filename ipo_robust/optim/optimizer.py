@@ -94,13 +94,22 @@ class TwoAgentOptimizer:
     #: needs the Fisher operators F1, F2 in the local game
     needs_fisher: ClassVar[bool] = False
 
-    def __init__(self, agents=None, **hyperparameters):
+    def __init__(self, agents=None, opponent_model=None, **hyperparameters):
+        """``opponent_model``: None (the true opponent parameters, as before), a registered opponent-model
+        name (``"oracle"``, ``"mle"``) or an object with ``observe``/``estimate`` (:mod:`ipo_robust.opponent`):
+        each player's update is then computed from its own view of the local game, through its model of the
+        opponent, never from the opponent's true parameters (unless the model is centralised)."""
         self.config = self.Config.build(**hyperparameters)
         if agents is not None and (len(agents) != 2 or not all(isinstance(a, torch.nn.Module) for a in agents)):
             raise ValueError("agents must be a pair of torch.nn.Module policies (see ipo_robust.make_agents)")
         self.agents = agents
         self.iteration = 0
         self.critics: tuple[torch.nn.Module, torch.nn.Module] | None = None  # built on the first batch
+        self.opponent_model = None
+        if opponent_model is not None:
+            from ipo_robust.opponent import attach_opponent_model
+
+            self.opponent_model = attach_opponent_model(self, opponent_model)  # wraps update per player
 
     # -- the update rule ------------------------------------------------------------------------
     def update(self, game: LocalGame) -> Step:
@@ -131,9 +140,15 @@ class TwoAgentOptimizer:
             options["baselines"] = self.critics  # state-only baselines: unbiased (estimators docstring)
         elif critic == "q" and self.critics is not None:
             options.update(estimator="critic", critics=self.critics)  # eq. (14)
-        return estimate_local_game(batch, policy1, policy2, gamma=getattr(config, "gamma", 0.99),
-                                   fisher=self.needs_fisher, zero_sum=zero_sum,
-                                   method=getattr(config, "method", "auto"), **options)
+        options.update(gamma=getattr(config, "gamma", 0.99), fisher=self.needs_fisher, zero_sum=zero_sum,
+                       method=getattr(config, "method", "auto"))
+        if self.opponent_model is not None:
+            # player 1's view (theta1, its model of theta2) and player 2's view (its model of theta1, theta2);
+            # the update keeps d1 from view 1 and d2 from view 2 (ipo_robust.opponent)
+            from ipo_robust.opponent import modelled_local_game
+
+            return modelled_local_game(batch, (policy1, policy2), self.opponent_model, **options)
+        return estimate_local_game(batch, policy1, policy2, **options)
 
     def step(self, batch) -> dict:
         """One iteration on a batch collected with the current parameters; returns metrics."""

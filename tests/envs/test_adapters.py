@@ -55,6 +55,14 @@ def first_action(obs):
     return 0
 
 
+def fixed_action_for(space):
+    """A constant opponent valid for any space: action 0, or the middle of a Box."""
+    if hasattr(space, "n"):
+        return first_action
+    middle = np.clip(np.zeros(space.shape), space.low, space.high).astype(space.dtype)
+    return lambda obs: middle
+
+
 class Pushers(TwoAgentEnv):
     """A toy continuous env (not registered): two points on a line push a puck; Box actions and a random
     start, to check the adapters on the kind of spaces the MuJoCo envs have."""
@@ -98,7 +106,8 @@ def test_every_registered_env_has_both_views():
     for name in names:
         options = OPTIONS.get(name, {})
         parallel_api_test(to_pettingzoo(name, **options), num_cycles=200)
-        checked(to_gymnasium(name, opponent=first_action, **options))
+        opponent_space = ipo_robust.make_env(name, **options).action_spaces[1]
+        checked(to_gymnasium(name, opponent=fixed_action_for(opponent_space), **options))
 
 
 def test_views_of_an_unregistered_continuous_env():

@@ -1,0 +1,310 @@
+"""Opponent models: how each player estimates the other's policy (seed sec. 5, IPO-OM, eq. 24).
+
+Why an IPO update needs one. Player 1's CGD step is the Nash equilibrium of the local game *as player 1
+sees it*, d1 = lr1 (I - lr1 lr2 D12 D21)^-1 (g1 + lr2 D12 g2), and every one of g1, D12, g2, D21
+depends on the opponent's parameters theta2: D12 = d1 d2^T J1 contains player 2's score, and g2, D21
+are the opponent's gradient and its response to player 1, which player 1 *anticipates*. Without
+centralised training player 1 does not know theta2; it uses an estimate theta2_hat. So there are two
+local games, one per player:
+
+    view 1 (player 1's): g1, D12, g2, D21 at (theta1, theta2_hat)   ->  player 1 keeps d1 of its solution
+    view 2 (player 2's): g1, D12, g2, D21 at (theta1_hat, theta2)   ->  player 2 keeps d2 of its solution
+
+What is estimated from what (the score-function estimators of eqs. 12-13, one batch, collected by the
+true policies): in view 1, player 1's scores s1 = grad log pi1(a1|o1; theta1) come from its own policy and
+player 2's scores s2_hat = grad log pi2_hat(a2|o2; theta2_hat) from the *model*, evaluated at the actions
+player 2 actually took; rewards and returns are the observed ones. So g1 = E[s1 G1] is the same in both
+views (it needs no theta2: the samples already carry the opponent's behaviour); D12 = E[G1 s1 s2_hat^T ...],
+g2 = E[s2_hat G2] and D21 = E[G2 s2_hat s1^T ...] go through the model. View 2 is the mirror image.
+The model only has to be a *policy over the opponent's actions* with a flat parameter vector: its
+parameter count may differ from the true policy's, because player 1 keeps only d1 (p1,) from its view
+and discards its forecast of d2. With theta2_hat = theta2 (the ``oracle`` model) both views are the
+ordinary sample local game.
+
+The interface (a third party implements these two methods and registers a factory with
+``register_opponent_models``; see docs/plugins.md, "Opponent models")::
+
+    class OpponentModel:
+        centralised = False                   # True: estimate() is handed the opponent's true policy
+        def observe(self, batch, player) -> dict:   # learn from player's (obs, act) in the batch
+        def estimate(self, player, true_policy) -> torch.nn.Module:   # the policy to use for player
+
+``player`` is the player being modelled (1 or 2); one model object serves both views (player 2's model
+of player 1 is ``player=1``). The optimizer calls ``observe`` for both players on each batch, then
+``estimate``; it passes the true policy only to a model that declares ``centralised = True``, so a
+decentralised model cannot read the opponent's parameters even by accident. The returned module must have
+``distribution(obs)`` (like the project's policies) and must stay unchanged until the next ``observe``.
+
+Built-ins (``plugins/opponent_models.py``): ``oracle`` (the true policy: centralised training) and ``mle``
+(:class:`MaximumLikelihoodOpponent`, eq. 24).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from ipo_robust.errors import ConfigError
+from ipo_robust.optim.local_game import LocalGame
+from ipo_robust.optim.update import Step
+
+
+class OpponentModel:
+    """Base class of opponent models (module docstring). Subclasses implement :meth:`observe` and
+    :meth:`estimate`."""
+
+    #: receives the opponent's true policy in :meth:`estimate` (centralised training); False for every
+    #: model that must learn the opponent from its behaviour
+    centralised: ClassVar[bool] = False
+
+    def observe(self, batch, player: int) -> dict:
+        """Learn from ``player``'s observations and actions in ``batch`` (``obs{player}``, ``act{player}``).
+
+        :param batch: an :class:`ipo_robust.rollout.Batch` collected with the current (true) policies.
+        :param player: the modelled player, 1 or 2.
+        :return: namespaced metrics (``opponent/...``), possibly empty.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement observe(batch, player)")
+
+    def estimate(self, player: int, true_policy: nn.Module | None = None) -> nn.Module:
+        """The policy to use in place of ``player``'s true one.
+
+        :param player: the modelled player, 1 or 2.
+        :param true_policy: the true policy if the model is ``centralised``, else None.
+        :return: a module with ``distribution(obs)`` and parameters (the estimate theta_hat).
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement estimate(player, true_policy)")
+
+
+class OracleOpponent(OpponentModel):
+    """The true opponent policy (centralised training): theta_hat = theta."""
+
+    centralised = True
+
+    def observe(self, batch, player: int) -> dict:
+        return {}
+
+    def estimate(self, player: int, true_policy: nn.Module | None = None) -> nn.Module:
+        if true_policy is None:
+            raise ValueError("the 'oracle' opponent model needs the opponent's true policy (centralised training)")
+        return true_policy
+
+
+def _as_flat(x: torch.Tensor, event_dims: int) -> torch.Tensor:
+    """(T, N, *event) -> (T N, *event)."""
+    return x.reshape(-1, *x.shape[x.dim() - event_dims:]) if event_dims else x.reshape(-1)
+
+
+class MaximumLikelihoodOpponent(OpponentModel):
+    """IPO-OM, seed eq. (24): theta_hat_j = argmax sum_m log pi_j(a_j,m | o_j,m; theta_hat), fitted on the
+    opponent's observed (observation, action) pairs of each batch.
+
+    The model is built from what a player can observe, never from the opponent's module: the observation
+    width of ``obs{player}`` and the action type of ``act{player}`` (integers: ``Categorical`` over
+    ``n_actions`` choices, by default ``max(act) + 1`` of the first batch; floats: a diagonal Gaussian over
+    ``act.shape[-1]`` dimensions). ``architecture`` chooses the family:
+
+    - ``"mlp"``: :class:`~ipo_robust.policies.CategoricalMLPPolicy` / ``GaussianMLPPolicy`` with ``hidden``
+      (the default of ``ipo_robust.make_agents``); ``"linear"``: the same with no hidden layer;
+    - ``"tabular"``: :class:`~ipo_robust.policies.TabularCategoricalPolicy`, one state if the observation has
+      width 1 (one-step matrix games), else one-hot states of the observation's width;
+    - a callable ``architecture(obs_dim, action_space) -> policy`` (``action_space`` has ``n`` for
+      discrete actions, ``shape`` for continuous ones): any policy module, e.g. a recurrent one.
+
+    Fitting: ``epochs`` full-batch Adam steps (``lr``) on the mean negative log-likelihood per batch, with
+    the module and Adam's moments kept from one batch to the next (warm start: the opponent moves little
+    per iteration). The initial weights come from ``seed`` (the global RNG is left alone).
+    """
+
+    def __init__(self, architecture: str | Callable = "mlp", hidden: Sequence[int] = (64, 64), epochs: int = 50,
+                 lr: float = 0.05, n_actions: int | None = None, seed: int = 0):
+        if not callable(architecture) and architecture not in ("mlp", "linear", "tabular"):
+            raise ConfigError(f"opponent model 'mle': architecture must be 'mlp', 'linear', 'tabular' or a "
+                              f"callable (obs_dim, action_space) -> policy, got {architecture!r}")
+        for name, value in (("epochs", epochs), ("seed", seed)):
+            if isinstance(value, bool) or not isinstance(value, int) or (value < 1 and name == "epochs"):
+                raise ConfigError(f"opponent model 'mle': {name} must be an integer"
+                                  f"{' > 0' if name == 'epochs' else ''}, got {value!r}")
+        if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0:
+            raise ConfigError(f"opponent model 'mle': lr must be a number > 0, got {lr!r}")
+        if n_actions is not None and (isinstance(n_actions, bool) or not isinstance(n_actions, int) or n_actions < 1):
+            raise ConfigError(f"opponent model 'mle': n_actions must be a positive int or None, got {n_actions!r}")
+        self.architecture, self.hidden, self.epochs, self.lr = architecture, tuple(hidden), epochs, float(lr)
+        self.n_actions, self.seed = n_actions, seed
+        self.policies: dict[int, nn.Module] = {}
+        self.optimizers: dict[int, torch.optim.Optimizer] = {}
+
+    # -- construction from observables ---------------------------------------------------------------
+    def _action_space(self, act: torch.Tensor):
+        from ipo_robust.envs.base import Box, Discrete
+
+        if act.is_floating_point():
+            return Box(-float("inf"), float("inf"), shape=(int(act.shape[-1]),))
+        n = self.n_actions if self.n_actions is not None else int(act.max()) + 1
+        return Discrete(n)
+
+    def build(self, obs: torch.Tensor, act: torch.Tensor) -> nn.Module:
+        """A fresh model policy sized from one player's observations (T, N, d) and actions."""
+        from ipo_robust.policies import (
+            CategoricalMLPPolicy,
+            GaussianMLPPolicy,
+            TabularCategoricalPolicy,
+            _is_discrete,
+        )
+
+        obs_dim, space = int(obs.shape[-1]), self._action_space(act)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            if callable(self.architecture):
+                policy = self.architecture(obs_dim, space)
+            elif self.architecture == "tabular":
+                if not _is_discrete(space):
+                    raise ConfigError("opponent model 'mle': architecture='tabular' needs discrete actions")
+                policy = TabularCategoricalPolicy(space.n, n_states=1 if obs_dim == 1 else obs_dim)
+            else:
+                hidden = self.hidden if self.architecture == "mlp" else ()
+                policy = (CategoricalMLPPolicy(obs_dim, space.n, hidden) if _is_discrete(space)
+                          else GaussianMLPPolicy(obs_dim, int(space.shape[0]), hidden))
+        if not isinstance(policy, nn.Module) or not hasattr(policy, "distribution"):
+            raise ConfigError("opponent model 'mle': architecture must return a torch.nn.Module with "
+                              f"distribution(obs), got {type(policy).__name__}")
+        return policy.to(obs.dtype if obs.is_floating_point() else torch.get_default_dtype())
+
+    # -- eq. (24) -----------------------------------------------------------------------------------
+    def observe(self, batch, player: int) -> dict:
+        _check_player(player)
+        obs, act = getattr(batch, f"obs{player}"), getattr(batch, f"act{player}")
+        if player not in self.policies:
+            self.policies[player] = self.build(obs, act)
+            self.optimizers[player] = torch.optim.Adam(self.policies[player].parameters(), lr=self.lr)
+        policy, optimizer = self.policies[player], self.optimizers[player]
+        dtype = next(policy.parameters()).dtype
+        obs = _as_flat(obs, 1).to(dtype)
+        act = _as_flat(act, 1 if act.is_floating_point() else 0)
+        act = act.to(dtype) if act.is_floating_point() else act
+        if not act.is_floating_point() and int(act.max()) >= getattr(policy, "n_actions", int(act.max()) + 1):
+            raise ValueError(f"opponent model 'mle': player {player} took action {int(act.max())} but the model "
+                             f"has {policy.n_actions} actions (sized from the first batch); pass n_actions=")
+        with torch.enable_grad():
+            for _ in range(self.epochs):
+                nll = -policy.distribution(obs).log_prob(act).mean()  # eq. (24), averaged over the samples
+                optimizer.zero_grad()
+                nll.backward()
+                optimizer.step()
+        return {f"opponent/nll{player}": float(nll.detach())}
+
+    def estimate(self, player: int, true_policy: nn.Module | None = None) -> nn.Module:
+        _check_player(player)
+        if player not in self.policies:
+            raise ValueError(f"opponent model 'mle' has not observed player {player} yet: call observe(batch, "
+                             f"{player}) first")
+        return self.policies[player]
+
+
+def _check_player(player) -> None:
+    if player not in (1, 2):
+        raise ValueError(f"player must be 1 or 2, got {player!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# The two views and the per-player update
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class ModelledLocalGame(LocalGame):
+    """Player 1's view of the local game (the LocalGame fields, at (theta1, theta2_hat)) carrying player 2's
+    view (``view2``, at (theta1_hat, theta2)). An update rule run on it keeps d1 from view 1 and d2 from
+    view 2 (:class:`PerPlayerUpdate`)."""
+
+    view2: LocalGame | None = None
+
+
+def resolve_opponent_model(spec) -> OpponentModel:
+    """An opponent model from a registered name (``"oracle"``, ``"mle"``, third-party names) or an object
+    with ``observe`` and ``estimate``."""
+    if isinstance(spec, str):
+        from ipo_robust import host
+
+        return host.resolve("opponent_model", spec)()
+    if callable(getattr(spec, "observe", None)) and callable(getattr(spec, "estimate", None)):
+        return spec
+    raise ConfigError(f"opponent_model must be a registered name (ipo-robust plugins lists them) or an object "
+                      f"with observe(batch, player) and estimate(player, true_policy), got {type(spec).__name__}")
+
+
+def player_view(batch, player: int, own_policy: nn.Module, model: OpponentModel, true_opponent=None,
+                **estimator_options) -> LocalGame:
+    """The sample local game as ``player`` sees it: its own policy and its model of the opponent.
+
+    ``true_opponent`` reaches the model only if it is ``centralised``; the other options go to
+    :func:`ipo_robust.optim.estimators.estimate_local_game`. Call ``model.observe`` first.
+    """
+    from ipo_robust.optim.estimators import estimate_local_game
+
+    _check_player(player)
+    opponent = 3 - player
+    estimate = model.estimate(opponent, true_opponent if getattr(model, "centralised", False) else None)
+    policies = (own_policy, estimate) if player == 1 else (estimate, own_policy)
+    return estimate_local_game(batch, *policies, **estimator_options)
+
+
+def modelled_local_game(batch, policies, model: OpponentModel, **estimator_options) -> LocalGame:
+    """Both players' views on one batch (module docstring): observe both players, then estimate.
+
+    Returns the ordinary local game when the model returns the true policies (``oracle``), else a
+    :class:`ModelledLocalGame`. The model's metrics go to ``info`` (``opponent/...``).
+    """
+    policy1, policy2 = policies
+    metrics = {}
+    for player in (2, 1):  # player 1's model of player 2, player 2's model of player 1
+        metrics.update(model.observe(batch, player) or {})
+    view1 = player_view(batch, 1, policy1, model, policy2, **estimator_options)
+    centralised = getattr(model, "centralised", False)
+    if centralised and model.estimate(2, policy2) is policy2 and model.estimate(1, policy1) is policy1:
+        view1.info.update(metrics)
+        return view1  # theta_hat = theta: both views are the same game
+    view2 = player_view(batch, 2, policy2, model, policy1, **estimator_options)
+    fields = {f.name: getattr(view1, f.name) for f in dataclasses.fields(LocalGame)}
+    fields["info"] = {**view1.info, **metrics}
+    return ModelledLocalGame(**fields, view2=view2)
+
+
+class PerPlayerUpdate:
+    """Wraps an optimizer's update rule: on a :class:`ModelledLocalGame` it solves each view and keeps
+    d1 from player 1's view and d2 from player 2's; on any other game it is the rule itself."""
+
+    def __init__(self, rule: Callable[[LocalGame], Step]):
+        self.rule = rule
+
+    def __call__(self, game: LocalGame) -> Step:
+        if not isinstance(game, ModelledLocalGame) or game.view2 is None:
+            return self.rule(game)
+        step1, step2 = self.rule(game), self.rule(game.view2)
+        return Step(step1.delta1, step2.delta2, step1.iterations + step2.iterations,
+                    max(float(step1.residual), float(step2.residual)), bool(step1.converged and step2.converged),
+                    step1.matvecs + step2.matvecs, {"view1": step1.info, "view2": step2.info})
+
+
+def attach_opponent_model(optimizer, spec) -> OpponentModel:
+    """Give ``optimizer`` (a :class:`~ipo_robust.optim.optimizer.TwoAgentOptimizer`) an opponent model.
+
+    Only optimizers that use the base ``local_game`` and ``step`` can honour it (their whole update comes
+    from the local game); an optimizer with its own sampling path (``ppo``, ``lola``'s cross gradients,
+    the trust-region line search of ``trpo`` / ``ipo-trpo``, which evaluates the opponent's true policy)
+    refuses with a ConfigError rather than read the true parameters silently.
+    """
+    from ipo_robust.optim.optimizer import TwoAgentOptimizer
+
+    cls = type(optimizer)
+    own = [name for name in ("local_game", "step") if getattr(cls, name) is not getattr(TwoAgentOptimizer, name)]
+    if own:
+        raise ConfigError(f"{cls.Config.owner()}: opponent_model is supported by optimizers whose update comes "
+                          f"from the sample local game alone (simga, cgd, lookahead, ipo-vpg, ncgd, npg, ipo-npg); "
+                          f"{cls.__name__} overrides {' and '.join(own)}")
+    model = resolve_opponent_model(spec)
+    optimizer.update = PerPlayerUpdate(optimizer.update)
+    return model
