@@ -1,0 +1,305 @@
+"""Batched two-agent MuJoCo environments with superpower forces and perturbation plugins.
+
+:class:`MujocoTwoAgentEnv` runs ``num_envs`` independent ``mujoco.MjData`` on one ``mujoco.MjModel``
+(one model per copy when a perturbation changes the dynamics per episode), stepped in a Python loop:
+measured on 2 CPU cores, ``mujoco.rollout`` does not help here because the superpower force depends on
+the pose at every substep (see ``benchmarks/bench_mujoco.py``). It follows
+:mod:`ipo_robust.envs.base`: validation, time limits and auto-reset live in the base class.
+
+Lifecycle of one ``step(action1, action2)`` (units: SI, world frame):
+
+1. Actions are split: agent i's first ``own_action_dims[i]`` entries drive its actuators (``ctrl``,
+   clipped to ``ctrlrange`` by MuJoCo); the remaining entries, present only for the agents that may hold
+   the superpower, are the perturbation's action (``Perturbation.action_space``).
+2. If a holder is set (:meth:`set_superpower`), the perturbation turns the holder's perturbation action
+   into a :class:`~ipo_robust.envs.mujoco.forces.ForceCommand` on the *victim's* bodies (the victim is
+   the other agent) and/or perturbs the victim's actions; a command passed to :meth:`command_forces`
+   is added. Forces are clipped in norm to ``alpha * f_max`` (torques to ``alpha * torque_max``).
+   The non-holder can never apply forces: its perturbation entries are ignored.
+3. The wrench of each force at its body's centre of mass, ``(F, tau + r x F)`` with
+   ``r = point - xipos`` at the current pose, is added to ``xfrc_applied`` and held for the
+   ``n_substeps`` physics steps of this env step (as RARL's environments hold ``xfrc_applied`` over
+   their frame skip): over the control step the application point translates with the centre of
+   mass. The kinematics are always fresh at the start of a step, because each step ends with
+   ``mj_step1`` (as dm_control orders ``mj_step2``/``mj_step1``): one step is ``mj_step2``, then
+   ``mj_step(nstep=n_substeps - 1)``, then ``mj_step1``, the cost of ``n_substeps`` ``mj_step`` calls.
+   The written rows are zeroed afterwards: forces never persist into the next step.
+4. Physics blow-ups (a MuJoCo ``BADQACC``/``BADQPOS``/``BADQVEL`` warning, or a non-finite state)
+   terminate that copy's episode with zero reward for both, are counted in
+   ``info["physics_blowups"]`` (int (N,)) and ``self.blowup_count``, and never touch other copies.
+5. ``info["forces"]``: the applied (clipped) command, dict of ``body`` (N, K), ``point``, ``force``,
+   ``torque`` (N, K, 3); K = 0 when no force acted.
+
+Every random draw (initial-state noise, perturbation noise, dynamics scales) comes from ``self.rng``.
+"""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+
+from ipo_robust.envs.base import Box, TwoAgentEnv
+from ipo_robust.envs.mujoco.forces import ForceCommand, clip_norm
+
+_BLOWUP_WARNINGS = [int(mujoco.mjtWarning.mjWARN_BADQACC), int(mujoco.mjtWarning.mjWARN_BADQPOS),
+                    int(mujoco.mjtWarning.mjWARN_BADQVEL)]
+
+
+class MujocoTwoAgentEnv(TwoAgentEnv):
+    """Base of the MuJoCo two-agent games (see the module docstring).
+
+    Subclasses pass the compiled ``model`` and, per agent, its actuator names and body names (the bodies
+    the *other* agent may push, with the root body first), and implement:
+
+    - ``_initialize_episode(model, data, rng)``: set the state of one freshly ``mj_resetData``-ed copy;
+    - ``_observe(rows) -> (obs1, obs2)``: (len(rows), obs_dim_i) arrays for the copies in ``rows``
+      (kinematics and velocity-stage sensors are fresh; gather with :meth:`_stack`);
+    - ``_reward(rows) -> (r1, r2, terminated)``: (len(rows),) arrays, after the step.
+    """
+
+    def __init__(self, model: mujoco.MjModel, num_envs: int, seed: int | None, max_episode_steps: int | None,
+                 obs_dims: tuple[int, int], actuators: tuple[list[str], list[str]],
+                 bodies: tuple[list[str], list[str]], n_substeps: int = 1, f_max: float = 10.0,
+                 torque_max: float | None = None, perturbation=None, holder=None, alpha: float = 1.0):
+        from ipo_robust.envs.mujoco.perturbations import NoPerturbation, make_perturbation
+
+        self.model = model
+        self.n_substeps = int(n_substeps)
+        self.f_max = float(f_max)
+        self.torque_max = float(0.1 * f_max if torque_max is None else torque_max)
+        self.actuator_ids = tuple(
+            np.array([mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, n) for n in names], dtype=np.int64)
+            for names in actuators)
+        self.body_ids = tuple(
+            np.array([mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, n) for n in names], dtype=np.int64)
+            for names in bodies)
+        for names, ids in zip(actuators + bodies, self.actuator_ids + self.body_ids, strict=True):
+            if (ids < 0).any():
+                raise ValueError(f"unknown MJCF names {[n for n, i in zip(names, ids, strict=True) if i < 0]}")
+        self.own_action_spaces = tuple(
+            Box(model.actuator_ctrlrange[ids, 0].copy(), model.actuator_ctrlrange[ids, 1].copy())
+            for ids in self.actuator_ids)
+        self.own_action_dims = tuple(int(ids.size) for ids in self.actuator_ids)
+
+        if perturbation is None:
+            perturbation = NoPerturbation()
+        elif isinstance(perturbation, str):
+            perturbation = make_perturbation(perturbation)
+        self.perturbation = perturbation
+        perturbation.bind(self)
+        if holder not in (None, 0, 1, "both"):
+            raise ValueError(f"holder must be None, 0, 1 or 'both' (which agent may hold the superpower), "
+                             f"got {holder!r}")
+        self.power_slots = {None: (), 0: (0,), 1: (1,), "both": (0, 1)}[holder]
+        pert_space = perturbation.action_space
+        action_spaces = tuple(
+            Box(np.concatenate([self.own_action_spaces[i].low, pert_space.low]),
+                np.concatenate([self.own_action_spaces[i].high, pert_space.high]))
+            if i in self.power_slots else self.own_action_spaces[i] for i in (0, 1))
+        observation_spaces = tuple(Box(-np.inf, np.inf, shape=(int(d),)) for d in obs_dims)
+        super().__init__(num_envs, observation_spaces, action_spaces, seed=seed, max_episode_steps=max_episode_steps)
+
+        self.holder: int | None = None
+        self.alpha = 0.0
+        self.set_superpower(None if holder is None else self.power_slots[0], alpha)
+        self.models = ([_copy_model(model) for _ in range(self.num_envs)] if perturbation.changes_model
+                       else [model] * self.num_envs)
+        self.datas = [mujoco.MjData(m) for m in self.models]
+        self._pending: ForceCommand | None = None
+        self.blowup_count = 0
+        self._ctrl = np.zeros((self.num_envs, model.nu))
+        self._step_rows, self._step_cache = None, {}
+
+    # ----------------------------------------------------------------------------------------- control
+    def set_superpower(self, holder: int | None, alpha: float) -> None:
+        """Give the superpower to agent ``holder`` (0, 1, or None: nobody) with amount alpha in [0, 1].
+
+        Only an agent whose action space carries the perturbation's entries (the ``holder`` the env was
+        made with; ``holder="both"`` for both) can hold it. Call between phases.
+        """
+        alpha = float(alpha)
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"superpower amount alpha must be in [0, 1], got {alpha}")
+        if holder is not None and holder not in self.power_slots:
+            raise ValueError(f"agent {holder!r} cannot hold the superpower in this env: only agents "
+                             f"{list(self.power_slots)} carry the perturbation action; make the env with "
+                             "holder=<agent> or holder='both'")
+        if holder is not None and self.body_ids[1 - holder].size == 0:
+            raise ValueError(f"agent {holder} cannot hold the superpower: agent {1 - holder} has no bodies to push")
+        self.holder, self.alpha = holder, alpha
+
+    def command_forces(self, body, point, force, torque=None) -> None:
+        """A force command for the next step only, applied for the holder (clipped like its own forces).
+
+        body: (N,) or (N, K) body ids or a body name (same for every copy); point (N, [K,] 3) world frame,
+        m; force (N, [K,] 3) N; torque optional, N m. Bodies must belong to the victim (non-holder).
+        """
+        if self.holder is None:
+            raise ValueError("no agent holds the superpower: call env.set_superpower(holder, alpha) first")
+        if isinstance(body, str):
+            bid = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, body)
+            if bid < 0:
+                raise ValueError(f"unknown body {body!r}")
+            body = np.full(self.num_envs, bid, dtype=np.int64)
+        cmd = ForceCommand.from_arrays(body, point, force, torque, num_envs=self.num_envs)
+        allowed = self.body_ids[1 - self.holder]
+        bad = (cmd.body >= 0) & ~np.isin(cmd.body, allowed)
+        if bad.any():
+            raise ValueError(f"the holder (agent {self.holder}) may only push agent {1 - self.holder}'s bodies "
+                             f"{allowed.tolist()}, got body {int(cmd.body[bad][0])}")
+        self._pending = cmd
+
+    # ------------------------------------------------------------------------------------------- hooks
+    def _initialize_episode(self, model: mujoco.MjModel, data: mujoco.MjData, rng: np.random.Generator) -> None:
+        raise NotImplementedError
+
+    def _observe(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _reward(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------------ base protocol
+    def _reset_envs(self, mask):
+        rows = np.flatnonzero(mask)
+        self.perturbation.on_reset(self, rows, self.rng)
+        for i in rows:
+            m, d = self.models[i], self.datas[i]
+            mujoco.mj_resetData(m, d)
+            self._initialize_episode(m, d, self.rng)
+            mujoco.mj_step1(m, d)
+        obs1, obs2 = self._observe(rows)
+        obs = (np.asarray(obs1).reshape(len(rows), -1), np.asarray(obs2).reshape(len(rows), -1))
+        return self._perturb_obs(obs, rows)
+
+    def _perturb_obs(self, obs, rows):
+        if self.holder is None:
+            return obs
+        return self.perturbation.perturb_observations(self, obs, rows, 1 - self.holder, self.rng)
+
+    def _split(self, action1, action2):
+        own = [action1[:, :self.own_action_dims[0]], action2[:, :self.own_action_dims[1]]]
+        pert = None
+        if self.holder is not None:
+            pert = (action1, action2)[self.holder][:, self.own_action_dims[self.holder]:]
+        return own, pert
+
+    def _force_command(self, pert_action) -> ForceCommand | None:
+        cmds = []
+        if self.holder is not None:
+            cmd = self.perturbation.forces(self, pert_action, 1 - self.holder)
+            if cmd is not None:
+                cmds.append(cmd)
+            if self._pending is not None:
+                cmds.append(self._pending)
+        self._pending = None
+        if not cmds:
+            return None
+        cmd = cmds[0] if len(cmds) == 1 else ForceCommand(*(np.concatenate([getattr(c, f) for c in cmds], axis=1)
+                                                            for f in ("body", "point", "force", "torque")))
+        active = (cmd.body >= 0)[..., None]
+        cmd.force = np.where(active, clip_norm(cmd.force, self.alpha * self.f_max), 0.0)
+        cmd.torque = np.where(active, clip_norm(cmd.torque, self.alpha * self.torque_max), 0.0)
+        return cmd
+
+    def _wrenches(self, cmd: ForceCommand | None) -> tuple[np.ndarray | None, np.ndarray]:
+        """The ``xfrc_applied`` of every copy, (N, nbody, 6), and which copies are pushed, (N,) bool.
+
+        Each force's wrench at its body's centre of mass for the current pose is ``(F, tau + r x F)``;
+        several forces on one body add up.
+        """
+        pushed = np.zeros(self.num_envs, dtype=bool)
+        if cmd is None:
+            return None, pushed
+        rows, slots = np.nonzero(cmd.body >= 0)
+        if rows.size == 0:
+            return None, pushed
+        bodies = cmd.body[rows, slots]
+        force, point = cmd.force[rows, slots], cmd.point[rows, slots]
+        xipos = np.array([self.datas[i].xipos[b] for i, b in zip(rows.tolist(), bodies.tolist(), strict=True)])
+        at_centre = np.isnan(point[:, 0])  # a NaN point means "at the centre of mass" (no r x F)
+        if at_centre.any():
+            point[at_centre] = xipos[at_centre]
+            cmd.point[rows[at_centre], slots[at_centre]] = xipos[at_centre]  # info shows the real point
+        moment = cmd.torque[rows, slots] + np.cross(point - xipos, force)  # tau + r x F, r = p - xipos
+        xfrc = np.zeros((self.num_envs, self.model.nbody, 6))
+        np.add.at(xfrc, (rows, bodies), np.concatenate([force, moment], axis=1))
+        pushed[rows] = True
+        return xfrc, pushed
+
+    def _step_envs(self, action1, action2):
+        own, pert = self._split(action1, action2)
+        if self.holder is not None:
+            own = self.perturbation.perturb_actions(self, own, 1 - self.holder, self.rng)
+        cmd = self._force_command(pert)
+        xfrc, pushed = self._wrenches(cmd)
+        ctrl = self._ctrl
+        ctrl[:, self.actuator_ids[0]] = own[0]
+        ctrl[:, self.actuator_ids[1]] = own[1]
+        N, n_rest = self.num_envs, self.n_substeps - 1
+        warnings = []
+        step1, step2, step = mujoco.mj_step1, mujoco.mj_step2, mujoco.mj_step
+        xfrc_rows = xfrc if xfrc is not None else [None] * N
+        for m, d, c, push, x in zip(self.models, self.datas, ctrl, pushed.tolist(), xfrc_rows, strict=True):
+            d.ctrl[:] = c
+            if push:
+                d.xfrc_applied[:] = x
+            # The kinematics are fresh (mj_step1 ran last): finish this substep, run the rest, refresh.
+            step2(m, d)
+            if n_rest:
+                step(m, d, n_rest)
+            step1(m, d)
+            if push:
+                d.xfrc_applied[:] = 0.0  # cleared: forces never persist into the next step
+            warnings.append(d.warning.number)
+        rows = self._step_rows = np.arange(N)
+        self._step_cache = {}
+        obs1, obs2 = self._observe(rows)
+        r1, r2, terminated = self._reward(rows)
+        terminated = np.asarray(terminated, dtype=bool).copy()
+        blowups = (np.array(warnings)[:, _BLOWUP_WARNINGS].any(axis=1)
+                   | ~np.isfinite(obs1).all(axis=1) | ~np.isfinite(obs2).all(axis=1)).astype(np.int64)
+        if blowups.any():
+            bad = blowups.astype(bool)
+            obs1, obs2 = np.nan_to_num(obs1, posinf=0.0, neginf=0.0), np.nan_to_num(obs2, posinf=0.0, neginf=0.0)
+            r1, r2 = np.where(bad, 0.0, r1), np.where(bad, 0.0, r2)
+            terminated |= bad
+            self.blowup_count += int(bad.sum())
+        self._step_rows, self._step_cache = None, {}
+        obs = self._perturb_obs((obs1, obs2), rows)
+        if cmd is None:
+            forces = {"body": np.zeros((N, 0), dtype=np.int64), "point": np.zeros((N, 0, 3)),
+                      "force": np.zeros((N, 0, 3)), "torque": np.zeros((N, 0, 3))}
+        else:
+            forces = {"body": cmd.body, "point": cmd.point, "force": cmd.force, "torque": cmd.torque}
+        info = {"physics_blowups": blowups, "forces": forces}
+        return obs, (r1, r2), terminated, info
+
+    def _stack(self, attribute: str, rows, index=None) -> np.ndarray:
+        """``data.<attribute>[index]`` of the copies in ``rows``, stacked: (len(rows), ...).
+
+        Within one step (``rows`` is the step's own row array) each attribute is gathered once.
+        """
+        if rows is self._step_rows and attribute in self._step_cache:
+            full = self._step_cache[attribute]
+        else:
+            datas = self.datas
+            full = np.array([getattr(datas[i], attribute) for i in rows])
+            if rows is self._step_rows:
+                self._step_cache[attribute] = full
+        if index is None:
+            return full
+        return full[(slice(None), *index)] if isinstance(index, tuple) else full[:, index]
+
+    # -------------------------------------------------------------------------------------- utilities
+    def body_name(self, body_id: int) -> str:
+        return mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_BODY, int(body_id))
+
+    def close(self) -> None:
+        self.datas = []
+
+
+def _copy_model(model: mujoco.MjModel) -> mujoco.MjModel:
+    import copy
+
+    return copy.copy(model)

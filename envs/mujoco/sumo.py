@@ -1,0 +1,150 @@
+"""Sumo games: two agents in a ring; pushing the other out (or, for ants, making it fall) wins.
+
+Rewards (zero-sum, r2 = -r1), per step, for agent i against agent j:
+
+- the episode *terminates* when at least one agent is out (its root's horizontal distance from the
+  ring centre exceeds ``ring_radius``, or, for ants, its torso drops below ``fall_height``): +1 to the
+  agent that stayed in, -1 to the one that went out, 0 to both when both went out in the same step;
+- a time-out (``max_episode_steps``) is a tie (0, *truncated*);
+- optional dense shaping, added every step: ``shaping * (d_j - d_i) / ring_radius`` where d is an
+  agent's horizontal distance from the centre (being nearer the centre than the opponent pays).
+  Anneal it with ``env.set_shaping(weight)`` towards 0; with weight 0 only wins and losses count.
+
+Observations (agent i, world frame, ring centre at the origin): its own root state, the opponent's root
+state and both distances to the ring edge (see each env's ``_observe``). Random initial states: each
+agent starts at its side (x = -/+ ``start_distance``) with uniform noise from ``self.rng``.
+"""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+
+from ipo_robust.envs.mujoco import ASSETS
+from ipo_robust.envs.mujoco.base import MujocoTwoAgentEnv
+
+
+class SumoEnv(MujocoTwoAgentEnv):
+    """Shared reward and shaping of the sumo games (subclasses give the model and observations)."""
+
+    ring_radius = 1.0
+
+    def __init__(self, *args, shaping: float = 0.0, **kwargs):
+        self.shaping = 0.0
+        self.set_shaping(shaping)
+        super().__init__(*args, **kwargs)
+        self._root_qpos = tuple(int(self.model.jnt_qposadr[self.model.body_jntadr[b[0]]]) for b in self.body_ids)
+
+    def set_shaping(self, weight: float) -> None:
+        """Weight of the dense shaping term (>= 0; anneal it to 0 over training)."""
+        weight = float(weight)
+        if not np.isfinite(weight) or weight < 0:
+            raise ValueError(f"shaping weight must be finite and >= 0, got {weight}")
+        self.shaping = weight
+
+    def _is_out(self, roots: np.ndarray) -> np.ndarray:
+        """roots (n, 2, 3): both agents' root positions -> (n, 2) bool, out of the ring."""
+        return np.hypot(roots[..., 0], roots[..., 1]) > self.ring_radius
+
+    def _reward(self, rows):
+        roots = self._stack("xpos", rows, [self.body_ids[0][0], self.body_ids[1][0]])  # (n, 2, 3)
+        out = self._is_out(roots)
+        r1 = out[:, 1].astype(np.float64) - out[:, 0]
+        if self.shaping:
+            dist = np.hypot(roots[..., 0], roots[..., 1])
+            r1 = r1 + self.shaping * (dist[:, 1] - dist[:, 0]) / self.ring_radius
+        return r1, -r1, out.any(axis=1)
+
+
+class SumoPushersEnv(SumoEnv):
+    """``sumo-pushers``: two planar box pushers (slide x, slide y, hinge z; motors along world x/y).
+
+    Action per agent: Box([-1, 1]^2), force = 4 N * action. Observation (16): own x, y, cos, sin of
+    heading, vx, vy, yaw rate; the same 7 for the opponent; own and opponent distance to the ring edge.
+    Control step 0.05 s (5 physics steps of 0.01 s); default episode 100 steps (5 s).
+    Superpower: ``f_max`` = 4 N by default (as strong as the pushers' own motors).
+    """
+
+    rarl_force_bodies = ([("p0", "xy")], [("p1", "xy")])
+
+    def __init__(self, num_envs: int = 1, seed: int | None = None, max_episode_steps: int = 100,
+                 start_distance: float = 0.45, init_noise: float = 0.05, f_max: float = 4.0, **kwargs):
+        model = mujoco.MjModel.from_xml_path(str(ASSETS / "sumo_pushers.xml"))
+        self.start_distance, self.init_noise = float(start_distance), float(init_noise)
+        super().__init__(model, num_envs, seed, max_episode_steps, obs_dims=(16, 16),
+                         actuators=(["p0_fx", "p0_fy"], ["p1_fx", "p1_fy"]), bodies=(["p0"], ["p1"]),
+                         n_substeps=5, f_max=f_max, **kwargs)
+
+    def _initialize_episode(self, model, data, rng):
+        noise = rng.uniform(-self.init_noise, self.init_noise, size=6)
+        data.qpos[:] = [-self.start_distance, 0.0, 0.0, self.start_distance, 0.0, np.pi]
+        data.qpos[:] += noise
+
+    def _observe(self, rows):
+        qpos, qvel = self._stack("qpos", rows), self._stack("qvel", rows)
+        states, edges = [], []
+        for k in (0, 1):
+            q = self._root_qpos[k]
+            x, y, th = qpos[:, q], qpos[:, q + 1], qpos[:, q + 2]
+            states.append(np.stack([x, y, np.cos(th), np.sin(th), qvel[:, q], qvel[:, q + 1], qvel[:, q + 2]], 1))
+            edges.append(self.ring_radius - np.hypot(x, y))
+        (s0, s1), (e0, e1) = states, edges
+        return (np.concatenate([s0, s1, np.stack([e0, e1], 1)], 1),
+                np.concatenate([s1, s0, np.stack([e1, e0], 1)], 1))
+
+
+def make_sumo_pushers(num_envs: int = 1, seed: int | None = None, **options) -> SumoPushersEnv:
+    return SumoPushersEnv(num_envs=num_envs, seed=seed, **options)
+
+
+class SumoAntsEnv(SumoEnv):
+    """``sumo-ants``: two ants (Gym Ant body plan, after Bansal et al. 2018 SumoAnts) in a ring of 2.5 m.
+
+    An ant is *out* when its torso leaves the ring or falls below ``fall_height`` = 0.3 m (lying on its
+    back). Action per agent: Box([-1, 1]^8) (hips and ankles, gear 150). Observation (44): own root
+    position and orientation quaternion, joint angles (15) and velocities (14), the opponent's torso
+    pose (7) and velocity (6), own and opponent distance to the ring edge. Control step 0.05 s
+    (5 x 0.01 s); default episode 250 steps. ``body-force`` pushes the opponent's torso (x, y, z);
+    superpower ``f_max`` = 100 N by default (comparable to the gear-150 leg motors).
+    """
+
+    ring_radius = 2.5
+    fall_height = 0.3
+    rarl_force_bodies = ([("a0_torso", "xyz")], [("a1_torso", "xyz")])
+
+    def __init__(self, num_envs: int = 1, seed: int | None = None, max_episode_steps: int = 250,
+                 init_noise: float = 0.1, f_max: float = 100.0, **kwargs):
+        model = mujoco.MjModel.from_xml_path(str(ASSETS / "sumo_ants.xml"))
+        self.init_noise = float(init_noise)
+        actuators = tuple([f"a{k}_{j}_{i}" for i in range(1, 5) for j in ("hip", "ankle")] for k in (0, 1))
+        bodies = tuple([mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, b) for b in range(model.nbody)
+                        if (mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, b) or "").startswith(f"a{k}_")]
+                       for k in (0, 1))
+        super().__init__(model, num_envs, seed, max_episode_steps, obs_dims=(44, 44), actuators=actuators,
+                         bodies=bodies, n_substeps=5, f_max=f_max, **kwargs)
+        self._root_dof = tuple(int(self.model.jnt_dofadr[self.model.body_jntadr[b[0]]]) for b in self.body_ids)
+
+    def _initialize_episode(self, model, data, rng):
+        """Gym Ant's reset noise: qpos + U(-0.1, 0.1), qvel + 0.1 N(0, 1) (quaternions renormalised)."""
+        data.qpos[:] = model.qpos0 + rng.uniform(-self.init_noise, self.init_noise, size=model.nq)
+        data.qvel[:] = self.init_noise * rng.standard_normal(model.nv)
+        for q in self._root_qpos:
+            data.qpos[q + 3:q + 7] /= np.linalg.norm(data.qpos[q + 3:q + 7])
+
+    def _is_out(self, roots):
+        return super()._is_out(roots) | (roots[..., 2] < self.fall_height)
+
+    def _observe(self, rows):
+        qpos, qvel = self._stack("qpos", rows), self._stack("qvel", rows)
+        parts = []
+        for k in (0, 1):
+            q, v = self._root_qpos[k], self._root_dof[k]
+            parts.append((qpos[:, q:q + 15], qvel[:, v:v + 14], qpos[:, q:q + 7], qvel[:, v:v + 6],
+                          self.ring_radius - np.hypot(qpos[:, q], qpos[:, q + 1])))
+        (p0, v0, r0, w0, e0), (p1, v1, r1, w1, e1) = parts
+        return (np.concatenate([p0, v0, r1, w1, np.stack([e0, e1], 1)], 1),
+                np.concatenate([p1, v1, r0, w0, np.stack([e1, e0], 1)], 1))
+
+
+def make_sumo_ants(num_envs: int = 1, seed: int | None = None, **options) -> SumoAntsEnv:
+    return SumoAntsEnv(num_envs=num_envs, seed=seed, **options)

@@ -1,0 +1,83 @@
+"""``ipo-robust render ENV --out episode.gif``: render one episode offscreen, forces drawn as arrows.
+
+Runs copy 0 of a registered MuJoCo env with uniformly random actions (checkpoint loading is not
+supported yet) and writes a GIF (pillow) or, when ``imageio`` with an ffmpeg backend is installed, an
+MP4, atomically. Needs an offscreen OpenGL backend: ``MUJOCO_GL=egl`` (the default set here when
+unset) or ``MUJOCO_GL=osmesa``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ipo_robust.errors import ConfigError
+
+
+def add_render_command(commands) -> None:
+    render = commands.add_parser(
+        "render", help="render an episode of a MuJoCo env offscreen (forces as arrows) to .gif or .mp4",
+        description="Render one episode of a registered MuJoCo two-agent env with random actions; superpower "
+        "forces are drawn as arrows ending at their application points.",
+    )
+    render.add_argument("env", metavar="ENV", help="registered env name, e.g. sumo-pushers or rarl-hopper")
+    render.add_argument("--out", required=True, help="output file: .gif (pillow) or .mp4 (needs imageio-ffmpeg)")
+    render.add_argument("--steps", type=int, default=200, help="env steps to render (default 200)")
+    render.add_argument("--seed", type=int, default=0, help="seed of the env and of the random actions")
+    render.add_argument("--perturbation", default=None, help="perturbation plugin, e.g. learned-location")
+    render.add_argument("--holder", type=int, choices=(0, 1), default=None, help="agent holding the superpower")
+    render.add_argument("--alpha", type=float, default=1.0, help="superpower amount in [0, 1] (default 1)")
+    render.add_argument("--width", type=int, default=480)
+    render.add_argument("--height", type=int, default=360)
+    render.set_defaults(run=run_render)
+
+
+def run_render(args, renderer=None) -> int:
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    import ipo_robust
+    from ipo_robust.atomic import atomic_write_bytes
+    from ipo_robust.envs.mujoco.rendering import encode_gif, render_episode
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".gif", ".mp4"):
+        raise ConfigError(f"--out must end in .gif or .mp4, got {args.out!r}")
+    if args.steps < 1:
+        raise ConfigError(f"--steps must be >= 1, got {args.steps}")
+    options = {}
+    if args.perturbation is not None:
+        options["perturbation"] = args.perturbation
+    if args.holder is not None:
+        options.update(holder=args.holder, alpha=args.alpha)
+    env = ipo_robust.make_env(args.env, num_envs=1, seed=args.seed, **options)
+    if not hasattr(env, "datas"):
+        raise ConfigError(f"{args.env!r} is not a MuJoCo env; render supports the envs of ipo_robust.envs.mujoco")
+    if renderer is None:
+        import mujoco
+
+        try:
+            renderer = mujoco.Renderer(env.model, args.height, args.width)
+        except Exception as error:  # no EGL/OSMesa context: say what to do instead of a GL traceback
+            raise ConfigError(f"cannot create an offscreen OpenGL context with MUJOCO_GL="
+                              f"{os.environ.get('MUJOCO_GL')!r} ({type(error).__name__}); install EGL (GPU) or "
+                              "OSMesa and set MUJOCO_GL=egl or MUJOCO_GL=osmesa") from error
+    frames = render_episode(env, steps=args.steps, seed=args.seed, width=args.width, height=args.height,
+                            renderer=renderer)
+    fps = 1.0 / (env.model.opt.timestep * env.n_substeps)
+    if out.suffix.lower() == ".gif":
+        data = encode_gif(frames, fps)
+    else:
+        data = _encode_mp4(frames, fps)
+    atomic_write_bytes(out, data)
+    print(f"wrote {out} ({len(frames)} frames, {fps:.0f} fps)")
+    return 0
+
+
+def _encode_mp4(frames, fps: float) -> bytes:
+    try:
+        import imageio.v3 as iio
+    except ImportError as error:
+        raise ConfigError("writing .mp4 needs imageio with an ffmpeg backend (pip install imageio[ffmpeg]); "
+                          "or write a .gif") from error
+    import numpy as np
+
+    return iio.imwrite("<bytes>", np.stack(frames), extension=".mp4", fps=fps)

@@ -1,0 +1,174 @@
+"""Perturbation plugins: registration, learned-location sampling and body choice, noise, dynamics."""
+
+from __future__ import annotations
+
+import copy
+
+import mujoco
+import numpy as np
+import pytest
+import torch
+from torch.distributions import Normal
+
+import ipo_robust
+from ipo_robust import host
+from ipo_robust.envs.mujoco.perturbations import LearnedLocation, Perturbation, nearest_body
+
+NAMES = ["none", "body-force", "learned-location", "dynamics", "action-noise", "observation-noise"]
+
+
+def test_all_perturbations_registered_and_build():
+    registered = host.registered("perturbation")
+    for name in NAMES:
+        perturbation = registered[name]()
+        assert isinstance(perturbation, Perturbation)
+    env = ipo_robust.make_env("sumo-pushers", num_envs=2, seed=0, perturbation="learned-location", holder=1)
+    assert env.action_spaces[0].shape == (2,) and env.action_spaces[1].shape == (8,)
+    assert not np.isfinite(env.action_spaces[1].low[2:]).any()  # unbounded: the rollout never clips the sample
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_perturbation_is_seeded_deterministic(name):
+    def run(seed):
+        env = ipo_robust.make_env("sumo-pushers", num_envs=2, seed=seed, perturbation=name, holder=1, alpha=0.7)
+        obs = [np.concatenate(env.reset(seed=seed), 1)]
+        rng = np.random.default_rng(0)
+        for _ in range(10):
+            a2 = np.clip(rng.normal(size=(2, env.action_spaces[1].shape[0])), -1, 1)
+            obs.append(np.concatenate(env.step(rng.uniform(-1, 1, (2, 2)), a2).obs, 1))
+        return np.stack(obs)
+
+    np.testing.assert_array_equal(run(3), run(3))
+    assert not np.array_equal(run(3), run(4))
+
+
+def _policy_and_env(num_envs):
+    env = ipo_robust.make_env("sumo-pushers", num_envs=num_envs, seed=0, perturbation="learned-location",
+                              holder=1, alpha=1.0)
+    _, holder_policy = ipo_robust.make_agents(env, seed=0, hidden=(8,))
+    with torch.no_grad():
+        holder_policy.log_std.copy_(torch.tensor([0.0, 0.0, -1.0, -0.5, -2.0, 0.0, 0.0, 0.0]))
+    return env, holder_policy
+
+
+def test_learned_location_points_follow_the_policy_gaussian():
+    n = 1500
+    env, policy = _policy_and_env(n)
+    obs = env.reset(seed=0)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        dist = policy.distribution(torch.as_tensor(obs[1], dtype=torch.float32))
+        action = dist.base_dist.loc + dist.base_dist.scale * torch.randn(dist.base_dist.loc.shape,
+                                                                          generator=generator)
+        action[:, :2] = action[:, :2].clamp(-1, 1)  # the pusher's own motors, as the rollout clips them
+    root = env.body_ids[0][0]
+    xpos = np.stack([d.xpos[root].copy() for d in env.datas])
+    xmat = np.stack([d.xmat[root].reshape(3, 3).copy() for d in env.datas])
+    env.step(np.zeros((n, 2)), action.double().numpy())
+    points = env.perturbation.last_points
+    local = np.einsum("nji,nj->ni", xmat, points - xpos)  # back into the victim's root frame
+    mean = dist.base_dist.loc[:, 2:5].double().numpy()
+    std = dist.base_dist.scale[:, 2:5].double().numpy()
+    z = (local - mean) / std
+    assert np.abs(z.mean(0)).max() < 4 / np.sqrt(n)
+    np.testing.assert_allclose(z.var(0), 1.0, atol=0.1)
+    np.testing.assert_allclose(np.corrcoef(z.T) - np.eye(3), 0.0, atol=0.1)  # diagonal covariance
+
+
+def test_learned_location_logprob_is_the_policy_gaussian():
+    env, policy = _policy_and_env(8)
+    agents = (ipo_robust.make_agents(env, seed=1, hidden=(8,))[0], policy)
+    batch = ipo_robust.collect(env, agents, steps=3, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        mean = policy.mean_net(batch.obs2)
+        reference = Normal(mean, policy.log_std.exp()).log_prob(batch.act2).sum(-1)
+        loc_part = Normal(mean[..., 2:5], policy.log_std.exp()[2:5]).log_prob(batch.act2[..., 2:5]).sum(-1)
+    torch.testing.assert_close(batch.logp2, reference)
+    assert torch.isfinite(loc_part).all()  # the location's log-density is a summand of the policy's
+
+
+_BODIES = """
+<mujoco>
+  <worldbody>
+    <body name="root" pos="0 0 0"><freejoint/>
+      <geom name="ball" type="sphere" size="0.2"/>
+      <body name="arm" pos="1 0 0"><geom type="capsule" fromto="0 0 0 0.5 0 0" size="0.1"/></body>
+      <body name="block" pos="0 2 0"><geom type="box" size="0.3 0.2 0.1"/></body>
+      <body name="drum" pos="0 -2 0" euler="90 0 0"><geom type="cylinder" size="0.25 0.4"/></body>
+    </body>
+  </worldbody>
+</mujoco>
+"""
+
+
+@pytest.mark.parametrize("point, body, where", [
+    ((0.05, 0.0, 0.0), "root", (0.05, 0.0, 0.0)),        # inside the sphere: the point itself
+    ((1.25, 0.3, 0.0), "arm", (1.25, 0.1, 0.0)),         # above the capsule: its surface below the point
+    ((1.8, 0.0, 0.0), "arm", (1.6, 0.0, 0.0)),           # beyond the capsule's cap
+    ((0.1, 2.05, 0.05), "block", (0.1, 2.05, 0.05)),      # inside the box
+    ((0.0, 2.0, 1.0), "block", (0.0, 2.0, 0.1)),          # above the box: its top face
+    ((0.0, -2.0, 0.9), "drum", (0.0, -2.0, 0.25)),        # above the lying cylinder: its curved surface
+    ((0.0, -2.6, 0.0), "drum", (0.0, -2.4, 0.0)),         # off its end cap
+    ((0.45, 0.0, 0.0), "root", (0.2, 0.0, 0.0)),          # between ball and arm, nearer the ball
+])
+def test_nearest_body_hand_built_cases(point, body, where):
+    model = mujoco.MjModel.from_xml_string(_BODIES)
+    data = mujoco.MjData(model)
+    mujoco.mj_forward(model, data)
+    bodies = np.arange(1, model.nbody)
+    chosen, application, distance = nearest_body(model, data, np.array(point, dtype=float), bodies)
+    assert mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, chosen) == body
+    np.testing.assert_allclose(application, where, atol=1e-12)
+    assert distance == pytest.approx(np.linalg.norm(np.subtract(point, where)), abs=1e-12)
+
+
+def test_learned_location_maps_to_the_victims_body_in_its_root_frame():
+    env = ipo_robust.make_env("sumo-ants", num_envs=1, seed=0, perturbation="learned-location", holder=1)
+    env.reset(seed=0)
+    perturbation: LearnedLocation = env.perturbation
+    data = env.datas[0]
+    torso = env.body_ids[0][0]
+    command = perturbation.forces(env, np.array([[0.0, 0.0, 0.1, 0.0, 0.0, 1.0]]), victim=0)
+    assert command.body[0, 0] == torso  # 0.1 m above the torso centre: inside the torso sphere
+    np.testing.assert_allclose(command.point[0, 0], data.xpos[torso] + data.xmat[torso].reshape(3, 3) @ [0, 0, 0.1])
+    far_leg = perturbation.forces(env, np.array([[0.6, 0.6, 0.0, 1.0, 0.0, 0.0]]), victim=0)
+    assert env.body_name(far_leg.body[0, 0]).startswith("a0_") and far_leg.body[0, 0] != torso
+
+
+def test_action_noise_changes_only_the_victims_actions():
+    env = ipo_robust.make_env("sumo-pushers", num_envs=2, seed=0, perturbation="action-noise", holder=1, alpha=1.0)
+    env.reset(seed=0)
+    a1, a2 = np.full((2, 2), 0.2), np.full((2, 2), -0.2)
+    env.step(a1, a2)
+    ctrl = env.datas[0].ctrl.copy()
+    assert not np.allclose(ctrl[:2], 0.2) and np.allclose(ctrl[2:], -0.2)
+    env.set_superpower(1, 0.0)
+    env.step(a1, a2)
+    np.testing.assert_allclose(env.datas[0].ctrl, [0.2, 0.2, -0.2, -0.2])
+
+
+def test_observation_noise_changes_only_the_victims_observation():
+    quiet = ipo_robust.make_env("sumo-pushers", num_envs=2, seed=0)
+    noisy = ipo_robust.make_env("sumo-pushers", num_envs=2, seed=0, perturbation="observation-noise", holder=1,
+                                alpha=1.0)
+    q, n = quiet.reset(seed=0), noisy.reset(seed=0)
+    assert not np.allclose(q[0], n[0])
+    np.testing.assert_array_equal(q[1], n[1])
+
+
+def test_dynamics_scales_victim_masses_per_episode_within_bounds():
+    env = ipo_robust.make_env("sumo-ants", num_envs=3, seed=0, perturbation="dynamics", holder=1, alpha=0.5)
+    env.reset(seed=0)
+    nominal = env.model
+    victim, holder = env.body_ids[0], env.body_ids[1]
+    ratios = []
+    for m in env.models:
+        assert m is not nominal
+        r = m.body_mass[victim] / nominal.body_mass[victim]
+        assert np.allclose(r, r[0]) and 0.85 - 1e-12 <= r[0] <= 1.15 + 1e-12  # 1 +- alpha * 0.3
+        np.testing.assert_array_equal(m.body_mass[holder], nominal.body_mass[holder])
+        ratios.append(r[0])
+    assert len(set(ratios)) == 3
+    snapshot = copy.copy(env.models[0].body_mass)
+    env.reset()
+    assert not np.array_equal(env.models[0].body_mass, snapshot)  # a new draw per episode
