@@ -203,7 +203,21 @@ class _Episode:
 
 
 # -- PettingZoo ----------------------------------------------------------------------------------------
-class PettingZooParallelEnv(ParallelEnv):
+class _EpisodeViewMixin:
+    """render/close shared by both views (each holds ``_episode``, ``env``, ``render_mode``, ``_closed``)."""
+
+    def render(self):
+        """The last step as text (``render_mode="ansi"``), or the wrapped env's frame (its own modes)."""
+        return self._episode.render(self.render_mode)
+
+    def close(self):
+        """Close the wrapped env (safe to call twice)."""
+        if not self._closed:
+            self._closed = True
+            self.env.close()
+
+
+class PettingZooParallelEnv(_EpisodeViewMixin, ParallelEnv):
     """A PettingZoo ``ParallelEnv`` view of one copy of a two-agent env (see the module docstring).
 
     Made by :func:`to_pettingzoo`. ``agents`` holds both players while an episode runs and is emptied
@@ -263,15 +277,6 @@ class PettingZooParallelEnv(ParallelEnv):
                 dict.fromkeys(AGENTS, terminated), dict.fromkeys(AGENTS, truncated),
                 {agent: dict(info) for agent in AGENTS})
 
-    def render(self):
-        """The last step as text (``render_mode="ansi"``), or the wrapped env's frame (its own modes)."""
-        return self._episode.render(self.render_mode)
-
-    def close(self):
-        """Close the wrapped env (safe to call twice)."""
-        if not self._closed:
-            self._closed = True
-            self.env.close()
 
 
 # -- Gymnasium -----------------------------------------------------------------------------------------
@@ -354,7 +359,7 @@ def _check_player(player) -> None:
                          f"0 = {AGENTS[0]}, 1 = {AGENTS[1]}), got {player!r}")
 
 
-class GymnasiumSingleAgentEnv(gymnasium.Env):
+class GymnasiumSingleAgentEnv(_EpisodeViewMixin, gymnasium.Env):
     """A Gymnasium view of one player of a two-agent env, the other player frozen (module docstring).
 
     Made by :func:`to_gymnasium`. ``player`` (0 or 1) is the player the Gymnasium agent controls;
@@ -398,15 +403,6 @@ class GymnasiumSingleAgentEnv(gymnasium.Env):
         info["opponent_reward"] = rewards[self.other]
         return obs[self.player], rewards[self.player], terminated, truncated, info
 
-    def render(self):
-        """The last step as text (``render_mode="ansi"``), or the wrapped env's frame (its own modes)."""
-        return self._episode.render(self.render_mode)
-
-    def close(self):
-        """Close the wrapped env (safe to call twice)."""
-        if not self._closed:
-            self._closed = True
-            self.env.close()
 
 
 # -- entry points ----------------------------------------------------------------------------------------

@@ -227,12 +227,18 @@ class MujocoTwoAgentEnv(TwoAgentEnv):
         pushed[rows] = True
         return xfrc, pushed
 
-    def _step_envs(self, action1, action2):
+    def _prepare_step(self, action1, action2):
+        """Split the actions into the agents' own and the holder's perturbation entries, perturb the
+        victim's actions, and turn the perturbation into a force command and per-copy wrenches."""
         own, pert = self._split(action1, action2)
         if self.holder is not None:
             own = self.perturbation.perturb_actions(self, own, 1 - self.holder, self.rng)
         cmd = self._force_command(pert)
         xfrc, pushed = self._wrenches(cmd)
+        return own, cmd, xfrc, pushed
+
+    def _step_envs(self, action1, action2):
+        own, cmd, xfrc, pushed = self._prepare_step(action1, action2)
         ctrl = self._ctrl
         ctrl[:, self.actuator_ids[0]] = own[0]
         ctrl[:, self.actuator_ids[1]] = own[1]

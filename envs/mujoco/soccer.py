@@ -109,11 +109,7 @@ class Soccer1v1Env(MujocoTwoAgentEnv):
     def _step_envs(self, action1, action2):
         from dm_control.rl.control import PhysicsError
 
-        own, pert = self._split(action1, action2)
-        if self.holder is not None:
-            own = self.perturbation.perturb_actions(self, own, 1 - self.holder, self.rng)
-        cmd = self._force_command(pert)
-        xfrc, pushed = self._wrenches(cmd)
+        own, cmd, xfrc, pushed = self._prepare_step(action1, action2)
         N = self.num_envs
         obs1 = np.zeros((N, self.observation_spaces[0].shape[0]))
         obs2 = np.zeros((N, self.observation_spaces[1].shape[0]))
