@@ -292,18 +292,25 @@ class PerPlayerUpdate:
 def attach_opponent_model(optimizer, spec) -> OpponentModel:
     """Give ``optimizer`` (a :class:`~ipo_robust.optim.optimizer.TwoAgentOptimizer`) an opponent model.
 
-    Only optimizers that use the base ``local_game`` and ``step`` can honour it (their whole update comes
-    from the local game); an optimizer with its own sampling path (``ppo``, ``lola``'s cross gradients,
-    the trust-region line search of ``trpo`` / ``ipo-trpo``, which evaluates the opponent's true policy)
-    refuses with a ConfigError rather than read the true parameters silently.
+    Optimizers that use the base ``local_game`` and ``step`` honour it through the two views (their whole
+    update comes from the local game). An optimizer with its own sampling path honours it only if it says
+    so with the class attribute ``handles_opponent_model = True`` (``ipo-trpo``: per-player views and line
+    searches; ``ipo-dpg``: per-player deterministic views and critics) and then reads ``opponent_model``
+    itself; a ``refuses_opponent_model`` string explains why one is not needed (``trpo``); any other
+    (``ppo``, ``lola``'s cross gradients) refuses with a ConfigError rather than read the true parameters
+    silently.
     """
     from ipo_robust.optim.optimizer import TwoAgentOptimizer
 
     cls = type(optimizer)
+    reason = getattr(cls, "refuses_opponent_model", None)
+    if reason:
+        raise ConfigError(f"{cls.Config.owner()} takes no opponent_model: {reason}")
     own = [name for name in ("local_game", "step") if getattr(cls, name) is not getattr(TwoAgentOptimizer, name)]
-    if own:
+    if own and not getattr(cls, "handles_opponent_model", False):
         raise ConfigError(f"{cls.Config.owner()}: opponent_model is supported by optimizers whose update comes "
-                          f"from the sample local game alone (simga, cgd, lookahead, ipo-vpg, ncgd, npg, ipo-npg); "
+                          f"from the sample local game alone (simga, cgd, lookahead, ipo-vpg, ncgd, npg, "
+                          f"ipo-npg) or that handle it themselves (ipo-trpo, ipo-dpg); "
                           f"{cls.__name__} overrides {' and '.join(own)}")
     model = resolve_opponent_model(spec)
     optimizer.update = PerPlayerUpdate(optimizer.update)

@@ -35,6 +35,12 @@ D21); ``maddpg``: independent deterministic gradients, delta_i = lr_i g_i (eq. 2
 dropped, i.e. SimGA with centralised critics). For a game whose rewards are zero-sum (r2 = -r1, or
 ``zero_sum=True``) one critic is learned and Q2 = -Q1, so D21 = -D12^T exactly and CG solves the system.
 
+Opponent models (seed sec. 5). With ``opponent_model=`` each player i steps from its own view
+(:meth:`IPODPG.player_step`): mu_j(s) and J_mu_j(s) in eqs. (22)-(23) are those of the model's mu_j_hat
+(``"mle"``: :func:`deterministic_opponent_model`, least squares of the opponent's observed noisy actions,
+which is eq. (24) for Gaussian exploration noise; ``"oracle"``: the true policy), and player i's critics
+are its own, learned from the buffer's observed joint actions with the targets (mu_i', mu_j_hat').
+
 Exact critics. ``critics=(Q1, Q2)`` (modules ``Q(obs1, obs2, act1, act2) -> (B,)``) replaces the learned
 critics; they are used as given and never trained (closed-form games: :mod:`ipo_robust.envs.continuous`).
 """
@@ -311,9 +317,14 @@ class IPODPG(TwoAgentOptimizer):
 
     #: whether the update uses the mixed terms D12, D21 (False: MADDPG)
     mixed = True
+    #: with ``opponent_model=``, each player's view and critics are its own (:meth:`player_step`)
+    handles_opponent_model = True
 
-    def __init__(self, agents=None, critics=None, **hyperparameters):
-        super().__init__(agents, **_lr_alias(hyperparameters))
+    def __init__(self, agents=None, critics=None, opponent_model=None, **hyperparameters):
+        if isinstance(opponent_model, str) and opponent_model == "mle":
+            opponent_model = deterministic_opponent_model()  # eq. (24) for mu_j: least squares
+        super().__init__(agents, opponent_model=opponent_model, **_lr_alias(hyperparameters))
+        self.players: list[_PlayerView | None] = [None, None]  # per-player critics (opponent model only)
         c = self.config
         self.fixed_critics = critics is not None
         if critics is not None and (len(critics) != 2 or not all(callable(q) for q in critics)):
@@ -363,26 +374,8 @@ class IPODPG(TwoAgentOptimizer):
         c = self.config
         if self.fixed_critics or c.critic_updates == 0 or self.buffer.size == 0:
             return {}
-        losses = [0.0] * len(self.learned)
-        for _ in range(c.critic_updates):
-            sample = self.buffer.sample(c.batch_size, self.generator)
-            with torch.no_grad():
-                next1 = self.targets[0].mu(sample["next_obs1"])
-                next2 = self.targets[1].mu(sample["next_obs2"])
-                alive = 1.0 - sample["terminated"].to(next1.dtype)
-            for i, (critic, target, optimizer) in enumerate(zip(self.learned, self.critic_targets,
-                                                                self.critic_optimizers, strict=True)):
-                rew = sample[f"rew{i + 1}"]
-                with torch.no_grad():
-                    y = rew + c.gamma * alive * target(sample["next_obs1"], sample["next_obs2"], next1, next2)
-                with torch.enable_grad():
-                    q = critic(sample["obs1"], sample["obs2"], sample["act1"], sample["act2"])
-                    loss = ((q - y.to(q.dtype)) ** 2).mean()
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
-                losses[i] = float(loss.detach())
-                _polyak(target, critic, c.tau)
+        losses = _td_fit(self.buffer, self.generator, self.targets, self.learned, self.critic_targets,
+                         self.critic_optimizers, c)
         return {f"critic/loss{i + 1}": loss for i, loss in enumerate(losses)}
 
     # -- the sample local game ----------------------------------------------------------------------
@@ -400,6 +393,8 @@ class IPODPG(TwoAgentOptimizer):
 
     def step(self, batch) -> dict:
         """Store the batch, fit the critics, take the (CGD or independent) policy step, move the targets."""
+        if self.opponent_model is not None:
+            return self._modelled_step(batch)
         if self.targets is None:
             self._build(batch)
         self.buffer.add(batch)
@@ -425,6 +420,118 @@ class IPODPG(TwoAgentOptimizer):
         return info
 
 
+    # -- with an opponent model: one view and one set of critics per player --------------------------
+    def player_step(self, i: int, batch) -> tuple[torch.Tensor, Step, LocalGame, dict]:
+        """Player ``i``'s (0 or 1) step from its own view, without reading the opponent's parameters.
+
+        The model observes the opponent's (obs, act) in ``batch`` (for ``mle``: least squares of the
+        observed, noisy actions on a deterministic copy, :func:`deterministic_opponent_model`) and returns
+        mu_j_hat. Player i's critics (Q_i, and Q_j unless zero-sum, where Q_j = -Q_i) are its own, learned by
+        TD on the replay buffer's observed joint actions with the targets (mu_i', mu_j_hat'), mu_j_hat' a
+        Polyak copy of the model. Eqs. (22)-(23) at (mu_i, mu_j_hat) give the local game; the update rule
+        gives (d_i, a forecast d_j_hat) and player i keeps d_i. ``batch`` must already be in the buffer.
+
+        :return: (d_i, the step on player i's view, that view, metrics). Nothing is applied.
+        """
+        model, agents, c = self.opponent_model, self._require_agents(), self.config
+        j = 1 - i
+        own, true_opponent = agents[i], agents[j]
+        metrics = {**(model.observe(batch, j + 1) or {})}
+        opponent = model.estimate(j + 1, true_opponent if getattr(model, "centralised", False) else None)
+        if not callable(getattr(opponent, "mu", None)):
+            from ipo_robust.errors import ConfigError
+
+            raise ConfigError(f"{c.owner()}: the opponent model must return a deterministic policy with mu(obs) "
+                              f"(got {type(opponent).__name__}); use opponent_model='mle' (a least-squares "
+                              "copy: ipo_robust.plugins.dpg.deterministic_opponent_model) or 'oracle'")
+        view = self.players[i]
+        if view is None:
+            view = self.players[i] = _PlayerView(self, i, batch, own, opponent)
+        view.opponent = opponent  # the estimate mu_j_hat its target copy follows
+        policies = (own, opponent) if i == 0 else (opponent, own)
+        targets = (view.own_target, view.opponent_target) if i == 0 else (view.opponent_target, view.own_target)
+        if not self.fixed_critics and c.critic_updates > 0:
+            losses = _td_fit(self.buffer, self.generator, targets, view.learned, view.critic_targets,
+                             view.critic_optimizers, c)
+            metrics.update({f"critic/loss{i + 1}_{k + 1}": loss for k, loss in enumerate(losses)})
+        sample = self.buffer.sample(c.batch_size, self.generator)
+        game = deterministic_local_game(sample["obs1"], sample["obs2"], policies, view.critics,
+                                        zero_sum=view.zero_sum, mixed=self.mixed)
+        step = self.update(game)  # a plain LocalGame: PerPlayerUpdate runs the rule itself
+        return (step.delta1, step.delta2)[i], step, game, metrics
+
+    def _modelled_step(self, batch) -> dict:
+        agents = self._require_agents()
+        self.buffer.add(batch)
+        (d1, step1, game1, info1), (d2, step2, game2, info2) = (self.player_step(i, batch) for i in (0, 1))
+        self.apply(Step(d1, d2, 0, 0.0, True, 0))
+        for i, view in enumerate(self.players):
+            _polyak(view.own_target, agents[i], self.config.tau)
+            _polyak(view.opponent_target, view.opponent, self.config.tau)
+        self.iteration += 1
+        info = {**info1, **info2}
+        info.update({
+            "optim/iterations": step1.iterations + step2.iterations,
+            "optim/residual": max(float(step1.residual), float(step2.residual)),
+            "optim/converged": bool(step1.converged and step2.converged),
+            "optim/matvecs": step1.matvecs + step2.matvecs,
+            "optim/step_norm1": float(d1.norm()),
+            "optim/step_norm2": float(d2.norm()),
+            "optim/grad_norm1": float(game1.g1.norm()),
+            "optim/grad_norm2": float(game2.g2.norm()),
+            "optim/Q1": game1.info["Q1"],
+            "optim/Q2": game2.info["Q2"],
+        })
+        return info
+
+
+class _PlayerView:
+    """Player i's own pieces under an opponent model: its target mu_i', the target copy mu_j_hat' of its
+    model of the opponent, and its critics (learned from the replay buffer, or the fixed ones given)."""
+
+    def __init__(self, optimizer: IPODPG, i: int, batch, own: nn.Module, opponent: nn.Module):
+        c = optimizer.config
+        self.zero_sum = c.zero_sum if c.zero_sum is not None else rewards_are_zero_sum(batch)
+        self.own_target, self.opponent_target = copy.deepcopy(own), copy.deepcopy(opponent)
+        self.learned, self.critic_targets, self.critic_optimizers = [], [], []
+        if optimizer.fixed_critics:
+            self.critics = optimizer.critics
+            return
+        dtype = next(own.parameters()).dtype
+        obs = tuple(Box(-math.inf, math.inf, shape=(int(o.shape[-1]),)) for o in (batch.obs1, batch.obs2))
+        act = tuple(Box(-math.inf, math.inf, shape=(int(a.shape[-1]),)) for a in (batch.act1, batch.act2))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(c.seed + i)
+            self.learned = [QCritic(obs, act, hidden=tuple(c.critic_hidden)).to(dtype)
+                            for _ in range(1 if self.zero_sum else 2)]
+        self.critic_targets = [copy.deepcopy(q) for q in self.learned]
+        self.critic_optimizers = [torch.optim.Adam(q.parameters(), lr=c.critic_lr) for q in self.learned]
+        self.critics = (self.learned[0], NegatedCritic(self.learned[0]) if self.zero_sum else self.learned[1])
+
+
+class DeterministicCopy:
+    """The architecture of :func:`deterministic_opponent_model`: ``(obs_dim, action_space) ->``
+    :class:`DeterministicPolicy` (``hidden``) with a fixed unit std, so its negative log-likelihood is
+    ||a - mu(s)||^2 / 2 + const and eq. (24) is least squares."""
+
+    def __init__(self, hidden: Sequence[int] = (64, 64)):
+        self.hidden = tuple(hidden)
+
+    def __call__(self, obs_dim: int, action_space) -> DeterministicPolicy:
+        return DeterministicPolicy(obs_dim, int(action_space.shape[0]), self.hidden, exploration_std=1.0)
+
+
+def deterministic_opponent_model(hidden: Sequence[int] = (64, 64), epochs: int = 50, lr: float = 0.05,
+                                 seed: int = 0):
+    """``mle`` (eq. 24) for a deterministic opponent a_j = mu_j(s) + N(0, sigma^2): the likelihood of the
+    observed (noisy) actions is maximised by least squares, min sum_m ||a_j,m - mu_hat(s_m)||^2, whatever
+    sigma (so the unknown exploration noise is not needed). Fitted by ``epochs`` Adam steps (``lr``) per
+    batch, warm-started; ``hidden=()`` is a linear policy. ``ipo-dpg`` maps ``opponent_model="mle"`` here."""
+    from ipo_robust.opponent import MaximumLikelihoodOpponent
+
+    return MaximumLikelihoodOpponent(DeterministicCopy(hidden), epochs=epochs, lr=lr, seed=seed)
+
+
 class MADDPG(IPODPG):
     """MADDPG (Lowe et al. 2017): independent deterministic gradients (eq. 22) with centralised critics."""
 
@@ -434,6 +541,31 @@ class MADDPG(IPODPG):
     @dataclass
     class Config(IPODPG.Config):
         OWNER = "optimizer 'maddpg'"
+
+
+def _td_fit(buffer, generator, policy_targets, learned, critic_targets, optimizers, c) -> list[float]:
+    """``c.critic_updates`` TD steps on replay minibatches for the critics ``learned`` (Q_k learns r_k):
+    y_k = r_k + gamma (1 - terminated) Q_k'(s', mu1'(s'), mu2'(s')), ``policy_targets`` = (mu1', mu2')."""
+    losses = [0.0] * len(learned)
+    for _ in range(c.critic_updates):
+        sample = buffer.sample(c.batch_size, generator)
+        with torch.no_grad():
+            next1 = policy_targets[0].mu(sample["next_obs1"])
+            next2 = policy_targets[1].mu(sample["next_obs2"])
+            alive = 1.0 - sample["terminated"].to(next1.dtype)
+        for k, (critic, target, optimizer) in enumerate(zip(learned, critic_targets, optimizers, strict=True)):
+            rew = sample[f"rew{k + 1}"]
+            with torch.no_grad():
+                y = rew + c.gamma * alive * target(sample["next_obs1"], sample["next_obs2"], next1, next2)
+            with torch.enable_grad():
+                q = critic(sample["obs1"], sample["obs2"], sample["act1"], sample["act2"])
+                loss = ((q - y.to(q.dtype)) ** 2).mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            losses[k] = float(loss.detach())
+            _polyak(target, critic, c.tau)
+    return losses
 
 
 def _polyak(target: nn.Module, source: nn.Module, tau: float) -> None:

@@ -29,6 +29,16 @@ surrogate. Which surrogate (``surrogate``):
   zero, ipo-trpo with ``surrogate="own"`` takes exactly trpo's steps.
 
 ``update(game)`` returns the un-line-searched, KL-scaled steps, so both also run on exact games.
+
+Opponent models (seed sec. 5; :mod:`ipo_robust.opponent`). ``ipo-trpo`` accepts ``opponent_model=``: each
+player i then runs on its own (``player_step``): the model fits the opponent from its observed actions, the
+direction is eq. (19) on player i's view of the sample local game at (theta_i, theta_j_hat), of which player
+i keeps d_i, and the line search reads only what player i has. The true KL and the ``"own"`` surrogate
+are player i's own (its ratio rho_i and KL(pi_i,old || pi_i,new)): nothing of the opponent. The
+``"competitive"`` surrogate evaluates the opponent's side through the model: W_j uses the ratio
+pi_j_hat(a_j | o_j; theta_j_hat + d_j_hat) / pi_j_hat(a_j | o_j; theta_j_hat), with d_j_hat the opponent's
+step as player i's view forecasts it, at the actions the opponent actually took (with ``oracle`` this is
+the step without a model). ``trpo`` refuses a model: its update never uses the opponent's parameters.
 """
 
 from __future__ import annotations
@@ -43,7 +53,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from ipo_robust.hookspecs import hookimpl
 from ipo_robust.hyperparameters import hyperparameter, one_of, positive
 from ipo_robust.optim import LocalGame, Step, conjugate_gradient, natural_cgd_step
-from ipo_robust.optim.optimizer import NaturalConfig, TwoAgentOptimizer, default_rtol
+from ipo_robust.optim.optimizer import NaturalConfig, TwoAgentOptimizer, default_rtol, rewards_are_zero_sum
 from ipo_robust.rollout import reverse_segment_cumsum, segment_cumsum
 
 
@@ -81,6 +91,8 @@ class TrustRegion(TwoAgentOptimizer):
     surrogate_kind = "own"
 
     def step(self, batch) -> dict:
+        if self.opponent_model is not None:
+            return self._modelled_step(batch)
         game = self.local_game(batch)
         step = self.update(game)
         policies = self._require_agents()
@@ -89,17 +101,20 @@ class TrustRegion(TwoAgentOptimizer):
         deltas = (step.delta1, step.delta2)
         search = []
         for i in (0, 1):
-            search.append(self._line_search(i, context, thetas, deltas, (game.g1, game.g2)[i]))
+            search.append(self._line_search(i, context, policies, thetas, deltas, (game.g1, game.g2)[i]))
         for i, (fraction, *_rest) in enumerate(search):  # apply the accepted steps of both players
-            self._set(i, thetas[i] + fraction * deltas[i].to(thetas[i]))
+            _set(policies[i], thetas[i] + fraction * deltas[i].to(thetas[i]))
+        return self._finish(batch, step, search, deltas, game, (game.g1, game.g2))
+
+    def _finish(self, batch, step, search, deltas, game, gradients) -> dict:
         self.iteration += 1
         info = {
             "optim/iterations": step.iterations,
             "optim/residual": float(step.residual),
             "optim/converged": bool(step.converged),
             "optim/matvecs": step.matvecs,
-            "optim/grad_norm1": float(game.g1.norm()),
-            "optim/grad_norm2": float(game.g2.norm()),
+            "optim/grad_norm1": float(gradients[0].norm()),
+            "optim/grad_norm2": float(gradients[1].norm()),
         }
         for i, (fraction, backtracks, kl, improvement) in enumerate(search, start=1):
             info[f"optim/backtracks{i}"] = backtracks
@@ -107,40 +122,108 @@ class TrustRegion(TwoAgentOptimizer):
             info[f"optim/kl{i}"] = kl
             info[f"optim/surrogate_improvement{i}"] = improvement
             info[f"optim/step_norm{i}"] = float(fraction * deltas[i - 1].norm())
-        for key in ("J1", "J2", "episodes"):
-            if key in game.info:
-                info[f"train/{key}"] = game.info[key]
+        for key, value in game.info.items():
+            if key in ("J1", "J2", "episodes"):
+                info[f"train/{key}"] = value
+            elif key.startswith("opponent/"):
+                info[key] = value
         info.update(self.fit_critics(batch))
         return info
 
-    def _line_search(self, i: int, context, thetas, deltas, g_i) -> tuple[float, int, float, float]:
-        """Backtrack player i's step: returns (accepted fraction, backtracks, true KL, surrogate gain)."""
+    # -- with an opponent model: one view, one direction and one line search per player --------------
+    def player_step(self, i: int, batch) -> tuple[torch.Tensor, tuple, Step, LocalGame]:
+        """Player ``i``'s (0 or 1) move from its own view of the local game, without reading the opponent.
+
+        The model observes the opponent's (obs, act) in ``batch`` (eq. 24); the local game is estimated at
+        (own theta, the model's theta_hat) (:func:`ipo_robust.opponent.player_view`); the update rule on it
+        gives (d_i, its forecast d_j_hat) and player i keeps d_i. The line search reads player i's own
+        policy (true KL, own ratio) and, for the ``"competitive"`` surrogate, the model's policy moved by
+        d_j_hat in place of the opponent's true move (the model is restored afterwards). The opponent's
+        true policy is handed to the model only if the model is ``centralised`` (``oracle``).
+
+        :return: (player i's new parameters, the line-search result (fraction, backtracks, kl, gain),
+            the step on player i's view, that view). Nothing is applied.
+        """
+        from ipo_robust.opponent import player_view
+
+        model, agents = self.opponent_model, self._require_agents()
+        j = 1 - i
+        own, true_opponent = agents[i], agents[j]
+        metrics = model.observe(batch, j + 1) or {}
+        view = player_view(batch, i + 1, own, model, true_opponent, **self._estimator_options(batch))
+        view.info.update(metrics)
+        step = self.update(view)  # a plain LocalGame: PerPlayerUpdate runs the rule itself
+        opponent = model.estimate(j + 1, true_opponent if getattr(model, "centralised", False) else None)
+        policies = (own, opponent) if i == 0 else (opponent, own)
+        context = _SurrogateContext(batch, policies, getattr(self.config, "gamma", 0.99))
+        thetas = [parameters_to_vector(p.parameters()).detach().clone() for p in policies]
+        deltas = (step.delta1, step.delta2)
+        result = self._line_search(i, context, policies, thetas, deltas, (view.g1, view.g2)[i])
+        return thetas[i] + result[0] * deltas[i].to(thetas[i]), result, step, view
+
+    def _modelled_step(self, batch) -> dict:
+        agents = self._require_agents()
+        (theta1, search1, step1, view1), (theta2, search2, step2, view2) = (self.player_step(i, batch)
+                                                                            for i in (0, 1))
+        _set(agents[0], theta1)
+        _set(agents[1], theta2)
+        step = Step(step1.delta1, step2.delta2, step1.iterations + step2.iterations,
+                    max(float(step1.residual), float(step2.residual)), bool(step1.converged and step2.converged),
+                    step1.matvecs + step2.matvecs, {"view1": step1.info, "view2": step2.info})
+        view1.info.update({k: v for k, v in view2.info.items() if k.startswith("opponent/")})
+        return self._finish(batch, step, (search1, search2), (step.delta1, step.delta2), view1,
+                            (view1.g1, view2.g2))
+
+    def _estimator_options(self, batch) -> dict:
+        """The options TwoAgentOptimizer.local_game hands the estimator (critics, gamma, Fisher, zero-sum)."""
+        config = self.config
+        zero_sum = config.zero_sum if config.zero_sum is not None else rewards_are_zero_sum(batch)
+        options = {}
+        if config.critic == "value" and self.critics is not None:
+            options["baselines"] = self.critics
+        elif config.critic == "q" and self.critics is not None:
+            options.update(estimator="critic", critics=self.critics)
+        options.update(gamma=config.gamma, fisher=True, zero_sum=zero_sum, method=config.method)
+        return options
+
+    def _line_search(self, i: int, context, policies, thetas, deltas, g_i) -> tuple[float, int, float, float]:
+        """Backtrack player i's step: returns (accepted fraction, backtracks, true KL, surrogate gain).
+
+        ``policies`` are the two policies the surrogate reads (player i's own and the opponent's, true or
+        modelled), ``thetas`` their parameters at theta_old and ``deltas`` the step of the view (player i's
+        d_i and the forecast d_j). The "own" surrogate and the KL read only ``policies[i]``.
+        """
         c = self.config
         delta_i = deltas[i].to(thetas[i])
         j = 1 - i
-        opponent = thetas[j] + deltas[j].to(thetas[j]) if self.surrogate_kind == "competitive" else thetas[j]
-        self._set(j, opponent)
-        self._set(i, thetas[i])
-        base = context.surrogate(i, self.surrogate_kind)
-        slope = float(g_i.to(delta_i) @ delta_i)  # linear prediction of the gain (own part)
-        fraction, result = 1.0, (0.0, c.max_backtracks + 1, 0.0, 0.0)
-        for k in range(c.max_backtracks + 1):
-            self._set(i, thetas[i] + fraction * delta_i)
-            kl = context.kl(i)
-            improvement = context.surrogate(i, self.surrogate_kind) - base
-            expected = max(fraction * slope, 0.0)
-            if math.isfinite(kl) and kl <= c.kl and improvement > 0 and improvement >= c.accept_ratio * expected:
-                result = (fraction, k, kl, improvement)
-                break
-            fraction *= c.backtrack
-        self._set(i, thetas[i])
-        self._set(j, thetas[j])
+        competitive = self.surrogate_kind == "competitive"
+        if competitive:  # the opponent's proposed move: theta_j + d_j (eq. 19's forecast)
+            _set(policies[j], thetas[j] + deltas[j].to(thetas[j]))
+        try:
+            _set(policies[i], thetas[i])
+            base = context.surrogate(i, self.surrogate_kind)
+            slope = float(g_i.to(delta_i) @ delta_i)  # linear prediction of the gain (own part)
+            fraction, result = 1.0, (0.0, c.max_backtracks + 1, 0.0, 0.0)
+            for k in range(c.max_backtracks + 1):
+                _set(policies[i], thetas[i] + fraction * delta_i)
+                kl = context.kl(i)
+                improvement = context.surrogate(i, self.surrogate_kind) - base
+                expected = max(fraction * slope, 0.0)
+                if math.isfinite(kl) and kl <= c.kl and improvement > 0 and improvement >= c.accept_ratio * expected:
+                    result = (fraction, k, kl, improvement)
+                    break
+                fraction *= c.backtrack
+        finally:
+            _set(policies[i], thetas[i])
+            if competitive:
+                _set(policies[j], thetas[j])
         return result
 
-    def _set(self, i: int, theta: torch.Tensor) -> None:
-        params = list(self._require_agents()[i].parameters())
-        with torch.no_grad():
-            vector_to_parameters(theta.to(params[0]), params)
+
+def _set(policy: torch.nn.Module, theta: torch.Tensor) -> None:
+    params = list(policy.parameters())
+    with torch.no_grad():
+        vector_to_parameters(theta.to(params[0]), params)
 
 
 class _SurrogateContext:
@@ -189,6 +272,12 @@ class _SurrogateContext:
 class TRPO(TrustRegion):
     """Independent TRPO for both players (Schulman et al. 2015); see the module docstring."""
 
+    refuses_opponent_model = ("independent TRPO never uses the opponent's parameters in its update (each "
+                              "player's natural gradient g_i, Fisher F_i, own surrogate and KL are its own; the "
+                              "opponent enters only through the sampled actions), so a model would change "
+                              "nothing; drop opponent_model, or use 'ipo-trpo', whose anticipation of the "
+                              "opponent does go through it")
+
     @dataclass
     class Config(TrustRegionConfig):
         OWNER = "optimizer 'trpo'"
@@ -220,6 +309,8 @@ class IPOTRPO(TrustRegion):
     """IPO-TRPO (seed eqs. 16-19): natural-CGD direction, then the per-player trust-region line search."""
 
     interactive = True
+    #: with ``opponent_model=``, each player's view, direction and line search are its own (player_step)
+    handles_opponent_model = True
 
     @dataclass
     class Config(TrustRegionConfig):

@@ -175,7 +175,9 @@ class TwoAgentOptimizer:
         from ipo_robust.rollout import reverse_segment_cumsum
 
         if self.critics is None:
-            observation_spaces, action_spaces = critic_spaces(batch, self._require_agents())
+            # with an opponent model, nothing of the opponent's policy may be read: size from the batch
+            agents = None if self.opponent_model is not None else self._require_agents()
+            observation_spaces, action_spaces = critic_spaces(batch, agents)
             with torch.random.fork_rng(devices=[]):  # seeded critic weights; the global RNG is left alone
                 torch.manual_seed(0)
                 self.critics = tuple(ValueCritic(observation_spaces) if kind == "value"
@@ -258,13 +260,20 @@ class _Choices:
         self.n = int(n)
 
 
-def critic_spaces(batch, agents):
-    """Observation and action spaces for centralised critics, read off a batch and the policies."""
+def critic_spaces(batch, agents=None):
+    """Observation and action spaces for centralised critics, read off a batch and the policies.
+
+    ``agents=None`` (an opponent model is attached, so no policy may be read): a discrete action count
+    is the largest action in the batch plus one, which undercounts only if the top action never appears.
+    """
     observations = (_FlatBox(batch.obs1.shape[-1]), _FlatBox(batch.obs2.shape[-1]))
     actions = []
-    for agent, obs, act in zip(agents, (batch.obs1, batch.obs2), (batch.act1, batch.act2), strict=True):
+    for agent, obs, act in zip(agents or (None, None), (batch.obs1, batch.obs2), (batch.act1, batch.act2),
+                               strict=True):
         if act.is_floating_point():
             actions.append(_FlatBox(act.shape[-1]))
+        elif agent is None:
+            actions.append(_Choices(int(act.max()) + 1))
         else:
             with torch.no_grad():
                 actions.append(_Choices(agent.distribution(obs[:1, :1]).probs.shape[-1]))

@@ -139,3 +139,18 @@ def test_dpg_plugins_resolve_and_refuse_stochastic_policies():
     env = ipo_robust.make_env("continuous-bilinear", num_envs=2, seed=0)
     with pytest.raises(ValueError, match="deterministic policies"):
         ipo_robust.make_optimizer("ipo-dpg", ipo_robust.make_agents(env, seed=0))
+
+
+def test_ipo_dpg_with_mle_opponent_models_converges_like_the_oracle():
+    """The exact-critic bilinear setup (200 steps, lr 0.2, noise 0.3) with opponent models: each player's
+    step uses its own estimate mu_j_hat (with 'mle', a linear copy fitted by least squares on the observed
+    noisy actions, 20 Adam steps per batch, warm-started). Measured norms from 1.41: oracle 0.028 (= no
+    model), mle 0.057 (seeds 1, 2: 0.020, 0.054); maddpg with the same mle spirals out to 30."""
+    from ipo_robust.plugins.dpg import deterministic_opponent_model
+
+    oracle, _ = train_bilinear("ipo-dpg", 200, exact=True, lr=0.2, noise=0.3, opponent_model="oracle")
+    mle, info = train_bilinear("ipo-dpg", 200, exact=True, lr=0.2, noise=0.3,
+                               opponent_model=deterministic_opponent_model(hidden=(), epochs=20))
+    assert oracle < 0.05
+    assert mle < 0.1
+    assert {"opponent/nll1", "opponent/nll2", "optim/Q1"} <= set(info)

@@ -173,6 +173,75 @@ def test_mle_builds_from_observables_and_refuses_bad_options():
     with pytest.raises(ValueError, match="observe"):
         MaximumLikelihoodOpponent().estimate(1)
     with pytest.raises(ConfigError, match="opponent_model is supported"):
-        ipo_robust.make_optimizer("ipo-trpo", agents, opponent_model="mle")
+        ipo_robust.make_optimizer("ppo", agents, opponent_model="mle")
+    with pytest.raises(ConfigError, match="trpo' takes no opponent_model: independent TRPO never uses"):
+        ipo_robust.make_optimizer("trpo", agents, opponent_model="mle")
+    ipo_robust.make_optimizer("ipo-trpo", agents, opponent_model="mle")  # handles it (per-player line search)
     with pytest.raises(ConfigError, match="opponent_model must be"):
         ipo_robust.make_optimizer("ipo-vpg", agents, opponent_model=3)
+
+
+@pytest.mark.parametrize("surrogate", ["competitive", "own"])
+def test_ipo_trpo_with_mle_never_touches_the_opponents_true_parameters(surrogate):
+    """Player 1's ipo-trpo move (view, eq. 19 direction, line search on its own KL and the surrogate) with
+    the opponent sealed: through 'mle' it needs only the opponent's observed actions ("competitive" moves
+    the model's policy by the forecast step instead of the opponent's); through 'oracle' it fails."""
+    env = ipo_robust.make_env("matching-pennies", num_envs=256, seed=5)
+    policy1, policy2 = logit_agents("matching-pennies")
+    batch = ipo_robust.collect(env, (policy1, policy2), steps=1, generator=torch.Generator().manual_seed(5))
+    before = torch.nn.utils.parameters_to_vector(policy1.parameters()).detach().clone()
+    model = MaximumLikelihoodOpponent("tabular", epochs=20)
+    optimizer = ipo_robust.make_optimizer("ipo-trpo", (policy1, Unreadable()), kl=0.05, gamma=1.0,
+                                          surrogate=surrogate, opponent_model=model)
+    theta1, (fraction, _, kl, gain), step, view = optimizer.player_step(0, batch)
+    assert view.p2 == 2 and "opponent/nll2" in view.info
+    assert fraction > 0 and 0 < kl <= 0.05 and gain > 0
+    torch.testing.assert_close(theta1, before + fraction * step.delta1)
+    torch.testing.assert_close(torch.nn.utils.parameters_to_vector(policy1.parameters()), before)  # not applied
+    oracle = ipo_robust.make_optimizer("ipo-trpo", (policy1, Unreadable()), kl=0.05, gamma=1.0,
+                                       surrogate=surrogate, opponent_model="oracle")
+    with pytest.raises(PermissionError, match="private"):
+        oracle.player_step(0, batch)
+
+
+def test_ipo_dpg_with_mle_never_touches_the_opponents_true_parameters():
+    """Player 1's ipo-dpg step with the opponent's deterministic policy sealed: 'mle' regresses the observed
+    actions (least squares), player 1's critic learns from the replay buffer's joint actions; 'oracle' fails."""
+    from ipo_robust.plugins.dpg import ConstantPolicy, deterministic_opponent_model
+
+    class SealedConstant(ConstantPolicy):
+        def parameters(self, recurse=True):
+            raise PermissionError("the opponent's parameters are private")
+
+        def named_parameters(self, *args, **kwargs):
+            raise PermissionError("the opponent's parameters are private")
+
+        def state_dict(self, *args, **kwargs):
+            raise PermissionError("the opponent's parameters are private")
+
+        def mu(self, obs):
+            raise PermissionError("the opponent's policy is private")
+
+        def distribution(self, obs):
+            raise PermissionError("the opponent's policy is private")
+
+    env = ipo_robust.make_env("continuous-bilinear", num_envs=64, seed=0)
+    policy1, policy2 = ConstantPolicy(1, [1.0]), ConstantPolicy(1, [0.5])
+    batch = ipo_robust.collect(env, (policy1, policy2), steps=1, generator=torch.Generator().manual_seed(0))
+    for model, options in ((deterministic_opponent_model(hidden=(), epochs=200), {}),
+                           ("mle", {"critic_updates": 5, "batch_size": 32})):
+        optimizer = ipo_robust.make_optimizer("ipo-dpg", (policy1, SealedConstant(1, [0.5])), lr=0.2, noise=0.3,
+                                              opponent_model=model, **options)
+        optimizer.buffer.add(batch)
+        delta1, step, game, info = optimizer.player_step(0, batch)
+        assert torch.isfinite(delta1).all() and "opponent/nll2" in info
+        if model != "mle":  # linear least squares on constant observations: mu_hat(s) = mean observed a2
+            torch.testing.assert_close(optimizer.opponent_model.estimate(2).mu(batch.obs2[0, :1]).squeeze(),
+                                       batch.act2.mean(), atol=1e-3, rtol=0)
+            assert delta1.item() > 0  # player 1's own gradient a2 > 0 (r1 = a1 a2)
+        else:
+            assert "critic/loss1_1" in info
+    oracle = ipo_robust.make_optimizer("ipo-dpg", (policy1, SealedConstant(1, [0.5])), opponent_model="oracle")
+    oracle.buffer.add(batch)
+    with pytest.raises(PermissionError, match="private"):
+        oracle.player_step(0, batch)
