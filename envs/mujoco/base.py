@@ -85,17 +85,7 @@ class MujocoTwoAgentEnv(TwoAgentEnv):
             perturbation = NoPerturbation()
         elif isinstance(perturbation, str):
             perturbation = make_perturbation(perturbation)
-        self.perturbation = perturbation
-        perturbation.bind(self)
-        if holder not in (None, 0, 1, "both"):
-            raise ValueError(f"holder must be None, 0, 1 or 'both' (which agent may hold the superpower), "
-                             f"got {holder!r}")
-        self.power_slots = {None: (), 0: (0,), 1: (1,), "both": (0, 1)}[holder]
-        pert_space = perturbation.action_space
-        action_spaces = tuple(
-            Box(np.concatenate([self.own_action_spaces[i].low, pert_space.low]),
-                np.concatenate([self.own_action_spaces[i].high, pert_space.high]))
-            if i in self.power_slots else self.own_action_spaces[i] for i in (0, 1))
+        action_spaces = self._attach_perturbation(perturbation, holder)
         observation_spaces = tuple(Box(-np.inf, np.inf, shape=(int(d),)) for d in obs_dims)
         super().__init__(num_envs, observation_spaces, action_spaces, seed=seed, max_episode_steps=max_episode_steps)
 
@@ -226,6 +216,21 @@ class MujocoTwoAgentEnv(TwoAgentEnv):
         np.add.at(xfrc, (rows, bodies), np.concatenate([force, moment], axis=1))
         pushed[rows] = True
         return xfrc, pushed
+
+    def _attach_perturbation(self, perturbation, holder) -> tuple:
+        """Bind the perturbation and return both agents' action spaces: the superpower holder's own
+        actions followed by the perturbation's entries (``holder``: None, 0, 1 or "both")."""
+        self.perturbation = perturbation
+        perturbation.bind(self)
+        if holder not in (None, 0, 1, "both"):
+            raise ValueError(f"holder must be None, 0, 1 or 'both' (which agent may hold the superpower), "
+                             f"got {holder!r}")
+        self.power_slots = {None: (), 0: (0,), 1: (1,), "both": (0, 1)}[holder]
+        pert_space = perturbation.action_space
+        return tuple(
+            Box(np.concatenate([self.own_action_spaces[i].low, pert_space.low]),
+                np.concatenate([self.own_action_spaces[i].high, pert_space.high]))
+            if i in self.power_slots else self.own_action_spaces[i] for i in (0, 1))
 
     def _prepare_step(self, action1, action2):
         """Split the actions into the agents' own and the holder's perturbation entries, perturb the

@@ -70,16 +70,7 @@ class Soccer1v1Env(MujocoTwoAgentEnv):
         if perturbation.changes_model:
             raise ValueError(f"soccer-1v1 does not support the {perturbation.name!r} perturbation (it changes the "
                              "model per episode)")
-        self.perturbation = perturbation
-        perturbation.bind(self)
-        if holder not in (None, 0, 1, "both"):
-            raise ValueError(f"holder must be None, 0, 1 or 'both', got {holder!r}")
-        self.power_slots = {None: (), 0: (0,), 1: (1,), "both": (0, 1)}[holder]
-        pert_space = perturbation.action_space
-        action_spaces = tuple(
-            Box(np.concatenate([self.own_action_spaces[i].low, pert_space.low]),
-                np.concatenate([self.own_action_spaces[i].high, pert_space.high]))
-            if i in self.power_slots else self.own_action_spaces[i] for i in (0, 1))
+        action_spaces = self._attach_perturbation(perturbation, holder)
         obs_dim = sum(int(np.prod(first.observation_spec()[0][k].shape)) for k in self._obs_keys[0])
         TwoAgentEnv.__init__(self, num_envs, (Box(-np.inf, np.inf, shape=(obs_dim,)),) * 2, action_spaces,
                              seed=seed, max_episode_steps=max_episode_steps)

@@ -107,8 +107,8 @@ def test_each_player_keeps_its_own_view_of_the_local_game():
     assert not torch.allclose(game.g2, plain.g2) and not torch.allclose(game.view2.g1, plain.g1)
 
 
-class Unreadable(torch.nn.Module):
-    """An opponent whose parameters cannot be read: every access raises."""
+class Sealed:
+    """Mixin: an opponent whose parameters and policy cannot be read: every access raises."""
 
     def parameters(self, recurse=True):
         raise PermissionError("the opponent's parameters are private")
@@ -119,8 +119,15 @@ class Unreadable(torch.nn.Module):
     def state_dict(self, *args, **kwargs):
         raise PermissionError("the opponent's parameters are private")
 
+    def mu(self, obs):
+        raise PermissionError("the opponent's policy is private")
+
     def distribution(self, obs):
         raise PermissionError("the opponent's policy is private")
+
+
+class Unreadable(Sealed, torch.nn.Module):
+    """A sealed stochastic opponent."""
 
 
 def test_mle_never_touches_the_opponents_true_parameters():
@@ -209,21 +216,8 @@ def test_ipo_dpg_with_mle_never_touches_the_opponents_true_parameters():
     actions (least squares), player 1's critic learns from the replay buffer's joint actions; 'oracle' fails."""
     from ipo_robust.plugins.dpg import ConstantPolicy, deterministic_opponent_model
 
-    class SealedConstant(ConstantPolicy):
-        def parameters(self, recurse=True):
-            raise PermissionError("the opponent's parameters are private")
-
-        def named_parameters(self, *args, **kwargs):
-            raise PermissionError("the opponent's parameters are private")
-
-        def state_dict(self, *args, **kwargs):
-            raise PermissionError("the opponent's parameters are private")
-
-        def mu(self, obs):
-            raise PermissionError("the opponent's policy is private")
-
-        def distribution(self, obs):
-            raise PermissionError("the opponent's policy is private")
+    class SealedConstant(Sealed, ConstantPolicy):
+        pass
 
     env = ipo_robust.make_env("continuous-bilinear", num_envs=64, seed=0)
     policy1, policy2 = ConstantPolicy(1, [1.0]), ConstantPolicy(1, [0.5])
