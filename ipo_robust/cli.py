@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
 from ipo_robust import __version__, host
 from ipo_robust.atomic import atomic_write_text
 from ipo_robust.commands.render import add_render_command
+from ipo_robust.commands.train import add_train_command
 from ipo_robust.errors import ConfigError, IpoRobustError
 
 EXIT_USAGE = 2
@@ -153,10 +155,12 @@ def run_game(args) -> int:
     return 0
 
 
-_SUBCOMMANDS: list = [add_game_command, add_render_command]
+_SUBCOMMANDS: list = [add_game_command, add_train_command, add_render_command]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # headless by default: dm_control otherwise tries GLFW (an X display) on import; render needs EGL anyway
+    os.environ.setdefault("MUJOCO_GL", "egl")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -138,6 +138,7 @@ class MaximumLikelihoodOpponent(OpponentModel):
         self.n_actions, self.seed = n_actions, seed
         self.policies: dict[int, nn.Module] = {}
         self.optimizers: dict[int, torch.optim.Optimizer] = {}
+        self._sizes: dict[int, tuple[int, int]] = {}  # player -> (obs width, actions n or action dim)
 
     # -- construction from observables ---------------------------------------------------------------
     def _action_space(self, act: torch.Tensor):
@@ -181,6 +182,8 @@ class MaximumLikelihoodOpponent(OpponentModel):
         obs, act = getattr(batch, f"obs{player}"), getattr(batch, f"act{player}")
         if player not in self.policies:
             self.policies[player] = self.build(obs, act)
+            n = getattr(self.policies[player], "n_actions", None)
+            self._sizes[player] = (int(obs.shape[-1]), int(n) if n is not None else int(act.shape[-1]))
             self.optimizers[player] = torch.optim.Adam(self.policies[player].parameters(), lr=self.lr)
         policy, optimizer = self.policies[player], self.optimizers[player]
         dtype = next(policy.parameters()).dtype
@@ -197,6 +200,29 @@ class MaximumLikelihoodOpponent(OpponentModel):
                 nll.backward()
                 optimizer.step()
         return {f"opponent/nll{player}": float(nll.detach())}
+
+    def state_dict(self) -> dict:
+        """Each modelled player's sizes, weights and Adam moments (for checkpoints)."""
+        state = {}
+        for player, policy in self.policies.items():
+            sample = next(policy.parameters())
+            n = getattr(policy, "n_actions", None)
+            state[player] = {"obs_dim": int(self._sizes[player][0]), "act": self._sizes[player][1],
+                             "dtype": str(sample.dtype).removeprefix("torch."), "discrete": n is not None,
+                             "weights": policy.state_dict(), "optimizer": self.optimizers[player].state_dict()}
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        for player, entry in state.items():
+            dtype = getattr(torch, entry["dtype"])
+            obs = torch.zeros(1, 1, entry["obs_dim"], dtype=dtype)
+            act = (torch.full((1, 1), entry["act"] - 1, dtype=torch.int64) if entry["discrete"]
+                   else torch.zeros(1, 1, entry["act"], dtype=dtype))
+            self.policies[player] = self.build(obs, act)
+            self._sizes[player] = (entry["obs_dim"], entry["act"])
+            self.policies[player].load_state_dict(entry["weights"])
+            self.optimizers[player] = torch.optim.Adam(self.policies[player].parameters(), lr=self.lr)
+            self.optimizers[player].load_state_dict(entry["optimizer"])
 
     def estimate(self, player: int, true_policy: nn.Module | None = None) -> nn.Module:
         _check_player(player)

@@ -291,6 +291,7 @@ class IPODPG(TwoAgentOptimizer):
     """IPO-DPG (seed sec. 4.3): CGD on the deterministic local game of eqs. (22)-(23) (module docstring)."""
 
     interactive = True
+    resumable = False  # the replay buffer and target networks are not in state_dict: resume is refused
 
     @dataclass
     class Config(Hyperparameters):

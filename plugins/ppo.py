@@ -17,6 +17,9 @@ V_i(next_obs) (``Batch.next_obs1/2``); only ``terminated`` stops the bootstrap. 
 normalised per minibatch (``normalize_advantages``): allowed here, PPO is a baseline, not an unbiased
 IPO estimator.
 
+``train="player1"`` (or ``"player2"``) updates that player only and leaves the other one frozen, bit
+for bit: the adversarial-policy protocol of Gleave et al. (2020) trains an attacker this way.
+
 PPO learns from samples only: ``update(game)`` on a LocalGame raises (class attribute
 ``sample_only = True``); use ``step(batch)``.
 """
@@ -31,7 +34,7 @@ from torch import nn
 
 from ipo_robust.envs.base import Box
 from ipo_robust.hookspecs import hookimpl
-from ipo_robust.hyperparameters import hyperparameter, positive
+from ipo_robust.hyperparameters import hyperparameter, one_of, positive
 from ipo_robust.optim import LocalGame, Step
 from ipo_robust.optim.optimizer import SampleConfig, TwoAgentOptimizer, unit_interval
 from ipo_robust.policies import ValueCritic
@@ -108,6 +111,9 @@ class PPO(TwoAgentOptimizer):
         critic_hidden: tuple = hyperparameter((64, 64), hidden_sizes, "hidden widths of the ValueCritic")
         seed: int = hyperparameter(0, lambda v: None if isinstance(v, int) and not isinstance(v, bool)
                                    else "an integer", "seed of the critics' weights and the minibatch shuffle")
+        train: str = hyperparameter("both", one_of("both", "player1", "player2"),
+                                    "which players are updated; the other stays frozen, bit for bit (an "
+                                    "adversary trained against a fixed victim, Gleave et al. 2020)")
 
     def __init__(self, agents=None, **hyperparameters):
         super().__init__(agents, **hyperparameters)
@@ -125,7 +131,11 @@ class PPO(TwoAgentOptimizer):
 
     def _build(self, batch) -> None:
         """Critics (centralised V_i) and one Adam per player, sized from the first batch."""
-        spaces = tuple(Box(-float("inf"), float("inf"), shape=(int(o.shape[-1]),)) for o in (batch.obs1, batch.obs2))
+        self._build_from_dims([int(o.shape[-1]) for o in (batch.obs1, batch.obs2)])
+
+    def _build_from_dims(self, obs_dims) -> None:
+        self._obs_dims = [int(d) for d in obs_dims]
+        spaces = tuple(Box(-float("inf"), float("inf"), shape=(d,)) for d in self._obs_dims)
         agents = self._require_agents()
         critics = []
         with torch.random.fork_rng(devices=[]):
@@ -136,6 +146,23 @@ class PPO(TwoAgentOptimizer):
         self.critics = (critics[0], critics[1])
         self.optimizers = tuple(torch.optim.Adam([*agent.parameters(), *critic.parameters()], lr=self.config.lr,
                                                  eps=1e-5) for agent, critic in zip(agents, critics, strict=True))
+
+    def state_dict(self) -> dict:
+        state = {"iteration": self.iteration, "generator": self.generator.get_state()}
+        if self.critics is not None:
+            state.update(obs_dims=self._obs_dims, critics=[c.state_dict() for c in self.critics],
+                         optimizers=[o.state_dict() for o in self.optimizers])
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.iteration = int(state["iteration"])
+        self.generator.set_state(state["generator"])
+        if "critics" in state:
+            self._build_from_dims(state["obs_dims"])
+            for critic, optimizer, weights, moments in zip(self.critics, self.optimizers, state["critics"],
+                                                           state["optimizers"], strict=True):
+                critic.load_state_dict(weights)
+                optimizer.load_state_dict(moments)
 
     def step(self, batch) -> dict:
         c = self.config
@@ -148,6 +175,8 @@ class PPO(TwoAgentOptimizer):
         M = T * N
         size = max(M // c.minibatches, 1)
         for i, (agent, critic, optimizer) in enumerate(zip(agents, self.critics, self.optimizers, strict=True)):
+            if c.train not in ("both", f"player{i + 1}"):
+                continue  # a frozen player: no gradient step, its weights stay exactly as they were
             obs = (batch.obs1, batch.obs2)[i]
             act = (batch.act1, batch.act2)[i]
             rew = (batch.rew1, batch.rew2)[i]

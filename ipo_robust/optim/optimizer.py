@@ -161,6 +161,51 @@ class TwoAgentOptimizer:
         info.update(self.fit_critics(batch))
         return info
 
+    # -- checkpointing ------------------------------------------------------------------------------
+    #: False for optimizers whose state (replay buffers, target networks) is not captured by state_dict
+    resumable: ClassVar[bool] = True
+
+    def state_dict(self) -> dict:
+        """Everything besides the agents' weights that the next update depends on: the iteration count,
+        the critics with their Adam moments (and the sizes to rebuild them), the opponent model's state.
+        Tensors, numbers, strings and containers only (see :mod:`ipo_robust.checkpoint`)."""
+        state: dict = {"iteration": self.iteration}
+        if self.critics is not None and hasattr(self, "_critic_optimizers"):
+            state["critics"] = {"spec": self._critic_spec,
+                                "weights": [c.state_dict() for c in self.critics],
+                                "optimizers": [o.state_dict() for o in self._critic_optimizers]}
+        if self.opponent_model is not None and hasattr(self.opponent_model, "state_dict"):
+            state["opponent_model"] = self.opponent_model.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` into a freshly built optimizer with the same hyperparameters."""
+        self.iteration = int(state["iteration"])
+        if "critics" in state:
+            self._build_critics(state["critics"]["spec"])
+            for critic, optimizer, weights, moments in zip(self.critics, self._critic_optimizers,
+                                                           state["critics"]["weights"],
+                                                           state["critics"]["optimizers"], strict=True):
+                critic.load_state_dict(weights)
+                optimizer.load_state_dict(moments)
+        if "opponent_model" in state:
+            if not hasattr(self.opponent_model, "load_state_dict"):
+                raise ValueError("the checkpoint holds an opponent model's state but this optimizer has none")
+            self.opponent_model.load_state_dict(state["opponent_model"])
+
+    def _build_critics(self, spec: dict) -> None:
+        """Critics and their Adam optimizers from a size spec: {"kind", "obs": [d1, d2], "act": [[kind, size]]}."""
+        from ipo_robust.policies import QCritic, ValueCritic
+
+        observation_spaces = tuple(_FlatBox(d) for d in spec["obs"])
+        action_spaces = tuple(_FlatBox(n) if kind == "box" else _Choices(n) for kind, n in spec["act"])
+        with torch.random.fork_rng(devices=[]):  # seeded critic weights; the global RNG is left alone
+            torch.manual_seed(0)
+            self.critics = tuple(ValueCritic(observation_spaces) if spec["kind"] == "value"
+                                 else QCritic(observation_spaces, action_spaces) for _ in (0, 1))
+        self._critic_optimizers = [torch.optim.Adam(c.parameters(), lr=self.config.critic_lr) for c in self.critics]
+        self._critic_spec = spec
+
     # -- critics ----------------------------------------------------------------------------------
     def fit_critics(self, batch) -> dict:
         """Regress each player's critic on this batch's Monte-Carlo returns-to-go (complete episodes).
@@ -171,19 +216,15 @@ class TwoAgentOptimizer:
         kind = getattr(self.config, "critic", "none")
         if kind == "none" or batch.num_episodes == 0:
             return {}
-        from ipo_robust.policies import QCritic, ValueCritic
         from ipo_robust.rollout import reverse_segment_cumsum
 
         if self.critics is None:
             # with an opponent model, nothing of the opponent's policy may be read: size from the batch
             agents = None if self.opponent_model is not None else self._require_agents()
             observation_spaces, action_spaces = critic_spaces(batch, agents)
-            with torch.random.fork_rng(devices=[]):  # seeded critic weights; the global RNG is left alone
-                torch.manual_seed(0)
-                self.critics = tuple(ValueCritic(observation_spaces) if kind == "value"
-                                     else QCritic(observation_spaces, action_spaces) for _ in (0, 1))
-            self._critic_optimizers = [torch.optim.Adam(c.parameters(), lr=self.config.critic_lr)
-                                       for c in self.critics]
+            self._build_critics({"kind": kind, "obs": [int(s.shape[0]) for s in observation_spaces],
+                                 "act": [["box", int(s.shape[0])] if hasattr(s, "shape") else ["discrete", int(s.n)]
+                                         for s in action_spaces]})
         gamma = float(getattr(self.config, "gamma", 0.99))
         discount = gamma ** batch.t.to(torch.float64)
         mask = batch.complete

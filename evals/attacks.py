@@ -1,0 +1,3 @@
+"""Attacks on frozen agents (the attack plugins are being written)."""
+
+ATTACKS: dict = {}

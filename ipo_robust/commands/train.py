@@ -1,0 +1,70 @@
+"""``ipo-robust train CONFIG``: train two agents as a TOML config says (:mod:`ipo_robust.config`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ipo_robust.errors import ConfigError
+
+
+def add_train_command(commands) -> None:
+    train = commands.add_parser(
+        "train", help="train two agents from a TOML config (self-play, ipo-rarl, rarl)",
+        description="Train two agents as CONFIG says: checkpoints and metrics.csv go to run.out. "
+        "CONFIG may also be a run directory, to resume it with the config its checkpoint holds.",
+    )
+    train.add_argument("config", metavar="CONFIG", help="TOML config file (see configs/), or a run directory")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key, e.g. schedule.alpha1=0.3 or optimizer.options.lr=0.1 "
+                       "(repeatable)")
+    train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in run.out")
+    train.add_argument("--out", metavar="DIR", help="run directory (overrides run.out)")
+    train.add_argument("--max-updates", type=int, metavar="N",
+                       help="stop after N updates of this call (checkpointed; continue with --resume)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(run=run_train)
+
+
+def resolve_config(source: str, overrides, out: str | None) -> dict:
+    """The validated config of CONFIG (a file, or a run directory's checkpoint) with overrides applied."""
+    from ipo_robust.config import apply_overrides, load_toml, validate
+
+    path = Path(source)
+    if path.is_dir():
+        from ipo_robust.checkpoint import load_checkpoint
+
+        raw = load_checkpoint(path).config
+        if not raw:
+            raise ConfigError(f"{source!r} is a run directory without a training config in its checkpoint")
+        raw = {**raw, "run": {**raw.get("run", {}), "out": str(path)}}
+    else:
+        raw = load_toml(path)
+    raw = apply_overrides(raw, overrides)
+    if out is not None:
+        raw = {**raw, "run": {**raw.get("run", {}), "out": out}}
+    return validate(raw)
+
+
+def run_train(args) -> int:
+    from ipo_robust.config import to_toml
+    from ipo_robust.train import run_training
+
+    if args.max_updates is not None and args.max_updates < 1:
+        raise ConfigError(f"--max-updates must be >= 1, got {args.max_updates}")
+    config = resolve_config(args.config, args.set, args.out)
+    if args.print_config:
+        print(to_toml(config), end="")
+        return 0
+    result = run_training(config, progress=not args.no_progress, resume=args.resume, max_updates=args.max_updates)
+    metrics = result.metrics
+    last = metrics.iloc[-1] if len(metrics) else None
+    print(f"trained {result.updates} updates in {result.seconds:.1f} s; run directory {str(result.run_dir)!r}")
+    if last is not None:
+        summary = [f"{key} {last[key]:.3g}" for key in ("train/return1", "train/return2", "train/win1")
+                   if key in last and last[key] == last[key]]
+        if summary:
+            print("last update: " + ", ".join(summary))
+    if result.checkpoint is not None:
+        print(f"checkpoint: {str(result.checkpoint)!r}")
+    return 0
