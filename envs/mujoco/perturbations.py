@@ -250,38 +250,67 @@ class ObservationNoise(Perturbation):
         return tuple(out)
 
 
+def scale_dynamics(model: mujoco.MjModel, nominal: mujoco.MjModel, data: mujoco.MjData, bodies: np.ndarray,
+                   actuators: np.ndarray, mass: float = 1.0, friction: float = 1.0, gear: float = 1.0) -> None:
+    """Set ``model``'s dynamics to ``nominal``'s scaled by exact factors: the masses and inertias of
+    ``bodies`` times ``mass``, every geom's friction (all three coefficients) times ``friction``, the gears
+    of ``actuators`` times ``gear``; then recompute the derived constants (``mj_setConst`` with ``data``,
+    an MjData of ``model``). Everything else is copied back from ``nominal``. ``model`` may be ``nominal``
+    itself only when ``nominal`` holds the values to scale."""
+    bodies, actuators = np.asarray(bodies, dtype=np.int64), np.asarray(actuators, dtype=np.int64)
+    body_mass, body_inertia = nominal.body_mass.copy(), nominal.body_inertia.copy()
+    geom_friction, actuator_gear = nominal.geom_friction.copy(), nominal.actuator_gear.copy()
+    model.body_mass[:] = body_mass
+    model.body_inertia[:] = body_inertia
+    model.geom_friction[:] = geom_friction
+    model.actuator_gear[:] = actuator_gear
+    model.body_mass[bodies] = body_mass[bodies] * mass
+    model.body_inertia[bodies] = body_inertia[bodies] * mass
+    model.geom_friction[:] = geom_friction * friction
+    model.actuator_gear[actuators] = actuator_gear[actuators] * gear
+    mujoco.mj_setConst(model, data)
+
+
 class Dynamics(Perturbation):
     """``dynamics``: per episode, the victim's body masses (and inertias), all geom frictions and the
     victim's actuator gears are scaled by factors drawn uniformly from ``[1 - alpha w, 1 + alpha w]``
     (``w`` = ``mass``, ``friction``, ``gear``), one factor per quantity and copy. No holder action.
-    The env keeps one MjModel per copy; unperturbed values are restored from the nominal model."""
+    The env keeps one MjModel per copy; unperturbed values are restored from the nominal model.
+
+    ``fixed=True``: ``mass``, ``friction`` and ``gear`` are the exact factors instead (e.g. ``mass=1.2``:
+    every victim body 20 % heavier in every episode), applied whenever a holder is set, whatever alpha;
+    nothing is drawn from the env's generator. A robustness sweep sets exact scales this way."""
 
     name = "dynamics"
     changes_model = True
 
-    def __init__(self, mass: float = 0.3, friction: float = 0.3, gear: float = 0.3):
+    def __init__(self, mass: float = 0.3, friction: float = 0.3, gear: float = 0.3, fixed: bool = False):
         self.mass, self.friction, self.gear = float(mass), float(friction), float(gear)
+        self.fixed = bool(fixed)
+        if self.fixed and min(self.mass, self.friction, self.gear) < 0:
+            raise ValueError(f"dynamics with fixed=True takes scale factors >= 0, got mass={self.mass}, "
+                             f"friction={self.friction}, gear={self.gear}")
 
     def on_reset(self, env, rows, rng):
         nominal = env.model
+        victim = None if env.holder is None else 1 - env.holder
         for i in rows:
-            m = env.models[i]
-            scales = rng.uniform(-1.0, 1.0, size=3)
-            victim = None if env.holder is None else 1 - env.holder
-            a = env.alpha if victim is not None else 0.0
-            m.body_mass[:] = nominal.body_mass
-            m.body_inertia[:] = nominal.body_inertia
-            m.geom_friction[:] = nominal.geom_friction
-            m.actuator_gear[:] = nominal.actuator_gear
+            if self.fixed:
+                factors = (self.mass, self.friction, self.gear) if victim is not None else (1.0, 1.0, 1.0)
+            else:
+                scales = rng.uniform(-1.0, 1.0, size=3)
+                a = env.alpha if victim is not None else 0.0
+                factors = (1 + a * self.mass * scales[0], 1 + a * self.friction * scales[1],
+                           1 + a * self.gear * scales[2])
             if victim is None:
+                m = env.models[i]
+                m.body_mass[:] = nominal.body_mass
+                m.body_inertia[:] = nominal.body_inertia
+                m.geom_friction[:] = nominal.geom_friction
+                m.actuator_gear[:] = nominal.actuator_gear
                 continue
-            bodies, acts = env.body_ids[victim], env.actuator_ids[victim]
-            mass_scale = 1 + a * self.mass * scales[0]
-            m.body_mass[bodies] = nominal.body_mass[bodies] * mass_scale
-            m.body_inertia[bodies] = nominal.body_inertia[bodies] * mass_scale
-            m.geom_friction[:] = nominal.geom_friction * (1 + a * self.friction * scales[1])
-            m.actuator_gear[acts] = nominal.actuator_gear[acts] * (1 + a * self.gear * scales[2])
-            mujoco.mj_setConst(m, env.datas[i])
+            scale_dynamics(env.models[i], nominal, env.datas[i], env.body_ids[victim], env.actuator_ids[victim],
+                           *factors)
 
 
 PERTURBATIONS = {cls.name: cls for cls in (NoPerturbation, BodyForce, LearnedLocation, ActionNoise,
