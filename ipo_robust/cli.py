@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from ipo_robust import __version__, host
 from ipo_robust.atomic import atomic_write_text
+from ipo_robust.commands.eval import add_eval_command
 from ipo_robust.commands.render import add_render_command
 from ipo_robust.commands.train import add_train_command
 from ipo_robust.errors import ConfigError, IpoRobustError
@@ -155,7 +156,7 @@ def run_game(args) -> int:
     return 0
 
 
-_SUBCOMMANDS: list = [add_game_command, add_train_command, add_render_command]
+_SUBCOMMANDS: list = [add_game_command, add_train_command, add_eval_command, add_render_command]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -98,7 +98,7 @@ def test_unknown_names_and_kinds_are_clear():
     h = host.Host()
     with pytest.raises(UnknownNameError) as error:
         h.resolve("executor", "lokal")
-    assert str(error.value) == "unknown executor 'lokal'; did you mean 'local'? Known: local, serial."
+    assert str(error.value) == "unknown executor 'lokal'; did you mean 'local'? Known: local, ray, serial."
     with pytest.raises(UnknownNameError, match="unknown plugin kind 'optimiser'; did you mean 'optimizer'"):
         h.registered("optimiser")
 
