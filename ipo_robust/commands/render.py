@@ -1,9 +1,10 @@
 """``ipo-robust render ENV --out episode.gif``: render one episode offscreen, forces drawn as arrows.
 
-Runs copy 0 of a registered MuJoCo env with uniformly random actions (checkpoint loading is not
-supported yet) and writes a GIF (pillow) or, when ``imageio`` with an ffmpeg backend is installed, an
-MP4, atomically. Needs an offscreen OpenGL backend: ``MUJOCO_GL=egl`` (the default set here when
-unset) or ``MUJOCO_GL=osmesa``.
+Runs copy 0 of a registered MuJoCo env, with the trained agents of ``--checkpoint`` (a run directory
+or a checkpoint of ``ipo-robust train``; sampled actions, the env as it was trained: perturbation and
+holder included) or with uniformly random actions, and writes a GIF (pillow) or an MP4 (``imageio``
+with its ffmpeg backend: ``pip install 'ipo-robust[video]'``), atomically. Needs an offscreen OpenGL
+backend: ``MUJOCO_GL=egl`` (the default set here when unset) or ``MUJOCO_GL=osmesa``.
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ def add_render_command(commands) -> None:
         "forces are drawn as arrows ending at their application points.",
     )
     render.add_argument("env", metavar="ENV", help="registered env name, e.g. sumo-pushers or rarl-hopper")
+    render.add_argument("--checkpoint", metavar="PATH", help="play the agents of this run directory or checkpoint "
+                        "(default: random actions)")
     render.add_argument("--out", required=True, help="output file: .gif (pillow) or .mp4 (needs imageio-ffmpeg)")
     render.add_argument("--steps", type=int, default=200, help="env steps to render (default 200)")
     render.add_argument("--seed", type=int, default=0, help="seed of the env and of the random actions")
     render.add_argument("--perturbation", default=None, help="perturbation plugin, e.g. learned-location")
     render.add_argument("--holder", type=int, choices=(0, 1), default=None, help="agent holding the superpower")
     render.add_argument("--alpha", type=float, default=1.0, help="superpower amount in [0, 1] (default 1)")
-    render.add_argument("--width", type=int, default=480)
-    render.add_argument("--height", type=int, default=360)
+    render.add_argument("--width", type=int, default=640)
+    render.add_argument("--height", type=int, default=480)
     render.set_defaults(run=run_render)
 
 
@@ -48,7 +51,16 @@ def run_render(args, renderer=None) -> int:
         options["perturbation"] = args.perturbation
     if args.holder is not None:
         options.update(holder=args.holder, alpha=args.alpha)
-    env = ipo_robust.make_env(args.env, num_envs=1, seed=args.seed, **options)
+    policies = None
+    if args.checkpoint is not None:
+        env, policies = _checkpoint_players(args)
+        if args.holder is not None:
+            try:
+                env.set_superpower(args.holder, args.alpha)
+            except ValueError as error:
+                raise ConfigError(f"--holder {args.holder}: {error}") from None
+    else:
+        env = ipo_robust.make_env(args.env, num_envs=1, seed=args.seed, **options)
     if not hasattr(env, "datas"):
         raise ConfigError(f"{args.env!r} is not a MuJoCo env; render supports the envs of ipo_robust.envs.mujoco")
     if renderer is None:
@@ -60,8 +72,8 @@ def run_render(args, renderer=None) -> int:
             raise ConfigError(f"cannot create an offscreen OpenGL context with MUJOCO_GL="
                               f"{os.environ.get('MUJOCO_GL')!r} ({type(error).__name__}); install EGL (GPU) or "
                               "OSMesa and set MUJOCO_GL=egl or MUJOCO_GL=osmesa") from error
-    frames = render_episode(env, steps=args.steps, seed=args.seed, width=args.width, height=args.height,
-                            renderer=renderer)
+    frames = render_episode(env, policies=policies, steps=args.steps, seed=args.seed, width=args.width,
+                            height=args.height, renderer=renderer)
     fps = 1.0 / (env.model.opt.timestep * env.n_substeps)
     if out.suffix.lower() == ".gif":
         data = encode_gif(frames, fps)
@@ -72,12 +84,38 @@ def run_render(args, renderer=None) -> int:
     return 0
 
 
+def _checkpoint_players(args):
+    """The checkpoint's env (one copy) and its two agents as ``obs -> action`` callables (seeded sampling)."""
+    import numpy as np
+    import torch
+
+    from ipo_robust.checkpoint import load_checkpoint
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    trained_on = checkpoint.meta.get("env", {}).get("name")
+    if trained_on != args.env:
+        raise ConfigError(f"--checkpoint {args.checkpoint!r} was trained on {trained_on!r}, not {args.env!r}")
+    if args.perturbation is not None:
+        raise ConfigError("--perturbation cannot change a checkpoint's env (its agents' action spaces depend on it)")
+    env = checkpoint.make_env(num_envs=1, seed=args.seed)
+    generator = torch.Generator().manual_seed(args.seed)
+
+    def player(policy, space):
+        def act(obs):
+            action = policy.act(torch.as_tensor(obs), generator).numpy()
+            return np.clip(action, space.low, space.high) if hasattr(space, "low") else action
+        return act
+
+    agents = checkpoint.load_agents()
+    return env, [player(a, s) for a, s in zip(agents, env.action_spaces, strict=True)]
+
+
 def _encode_mp4(frames, fps: float) -> bytes:
     try:
         import imageio.v3 as iio
     except ImportError as error:
-        raise ConfigError("writing .mp4 needs imageio with an ffmpeg backend (pip install imageio[ffmpeg]); "
-                          "or write a .gif") from error
+        raise ConfigError("writing .mp4 needs imageio with an ffmpeg backend "
+                          "(pip install 'ipo-robust[video]'); or write a .gif") from error
     import numpy as np
 
     return iio.imwrite("<bytes>", np.stack(frames), extension=".mp4", fps=fps)

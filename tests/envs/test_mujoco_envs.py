@@ -248,3 +248,28 @@ def test_render_command_writes_a_gif(tmp_path):
     bad = build_parser().parse_args(["render", "sumo-pushers", "--out", str(tmp_path / "x.avi")])
     with pytest.raises(ipo_robust.errors.ConfigError, match="gif"):
         run_render(bad, renderer=renderer)
+
+
+def test_render_command_plays_a_checkpoint_to_mp4(tmp_path):
+    """--checkpoint plays the trained agents in the env they were trained in; .mp4 through imageio-ffmpeg."""
+    import imageio.v3 as iio
+
+    from ipo_robust.checkpoint import save_agents
+    from ipo_robust.cli import build_parser
+    from ipo_robust.commands.render import run_render
+
+    options = {"perturbation": "learned-location", "holder": 1}
+    env = ipo_robust.make_env("sumo-pushers", **options)
+    agents = ipo_robust.make_agents(env, seed=0, hidden=(8,))
+    save_agents(tmp_path / "run", agents, "sumo-pushers", options)
+    out = tmp_path / "episode.mp4"
+    args = build_parser().parse_args(["render", "sumo-pushers", "--checkpoint", str(tmp_path / "run"), "--out",
+                                      str(out), "--steps", "5", "--holder", "1"])
+    renderer = _SceneOnlyRenderer(env.model, height=32, width=48)
+    assert run_render(args, renderer=renderer) == 0
+    assert [len(a) for a in renderer.arrows_per_frame] == [1] * 5  # the trained holder pushes every step
+    assert iio.imread(out).shape[0] == 5  # five decoded frames
+    wrong = build_parser().parse_args(["render", "rarl-hopper", "--checkpoint", str(tmp_path / "run"),
+                                       "--out", str(tmp_path / "x.gif")])
+    with pytest.raises(ipo_robust.errors.ConfigError, match="trained on 'sumo-pushers'"):
+        run_render(wrong, renderer=renderer)
