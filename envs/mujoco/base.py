@@ -43,6 +43,10 @@ from ipo_robust.envs.mujoco.forces import ForceCommand, clip_norm
 
 _BLOWUP_WARNINGS = [int(mujoco.mjtWarning.mjWARN_BADQACC), int(mujoco.mjtWarning.mjWARN_BADQPOS),
                     int(mujoco.mjtWarning.mjWARN_BADQVEL)]
+# The counters gathered every step: data.warning.number[_WARN_SPAN] (a slice covering the three).
+_WARN_SPAN = slice(min(_BLOWUP_WARNINGS), max(_BLOWUP_WARNINGS) + 1)
+_WARN_COLS = None if len(_BLOWUP_WARNINGS) == _WARN_SPAN.stop - _WARN_SPAN.start else \
+    [w - _WARN_SPAN.start for w in _BLOWUP_WARNINGS]
 
 
 class MujocoTwoAgentEnv(TwoAgentEnv):
@@ -98,6 +102,7 @@ class MujocoTwoAgentEnv(TwoAgentEnv):
         self._pending: ForceCommand | None = None
         self.blowup_count = 0
         self._ctrl = np.zeros((self.num_envs, model.nu))
+        self._xfrc = np.zeros((self.num_envs, model.nbody, 6))  # reused by _wrenches (zeroed every step)
         self._step_rows, self._step_cache = None, {}
 
     # ----------------------------------------------------------------------------------------- control
@@ -153,7 +158,7 @@ class MujocoTwoAgentEnv(TwoAgentEnv):
     def _reset_envs(self, mask):
         rows = np.flatnonzero(mask)
         self.perturbation.on_reset(self, rows, self.rng)
-        for i in rows:
+        for i in rows.tolist():
             m, d = self.models[i], self.datas[i]
             mujoco.mj_resetData(m, d)
             self._initialize_episode(m, d, self.rng)
@@ -187,33 +192,62 @@ class MujocoTwoAgentEnv(TwoAgentEnv):
             return None
         cmd = cmds[0] if len(cmds) == 1 else ForceCommand(*(np.concatenate([getattr(c, f) for c in cmds], axis=1)
                                                             for f in ("body", "point", "force", "torque")))
-        active = (cmd.body >= 0)[..., None]
-        cmd.force = np.where(active, clip_norm(cmd.force, self.alpha * self.f_max), 0.0)
-        cmd.torque = np.where(active, clip_norm(cmd.torque, self.alpha * self.torque_max), 0.0)
+        active = cmd.body >= 0
+        cmd.force = clip_norm(cmd.force, self.alpha * self.f_max)
+        cmd.torque = clip_norm(cmd.torque, self.alpha * self.torque_max)
+        if not active.all():  # unused slots carry no force
+            cmd.force[~active] = 0.0
+            cmd.torque[~active] = 0.0
         return cmd
 
     def _wrenches(self, cmd: ForceCommand | None) -> tuple[np.ndarray | None, np.ndarray]:
         """The ``xfrc_applied`` of every copy, (N, nbody, 6), and which copies are pushed, (N,) bool.
 
         Each force's wrench at its body's centre of mass for the current pose is ``(F, tau + r x F)``;
-        several forces on one body add up.
+        several forces on one body add up. The array is reused: it is valid until the next step.
         """
-        pushed = np.zeros(self.num_envs, dtype=bool)
+        N = self.num_envs
+        pushed = np.zeros(N, dtype=bool)
         if cmd is None:
             return None, pushed
-        rows, slots = np.nonzero(cmd.body >= 0)
-        if rows.size == 0:
+        body = cmd.body  # (N, K)
+        active = body >= 0
+        if not active.any():
             return None, pushed
-        bodies = cmd.body[rows, slots]
-        force, point = cmd.force[rows, slots], cmd.point[rows, slots]
-        xipos = np.array([self.datas[i].xipos[b] for i, b in zip(rows.tolist(), bodies.tolist(), strict=True)])
-        at_centre = np.isnan(point[:, 0])  # a NaN point means "at the centre of mass" (no r x F)
-        if at_centre.any():
-            point[at_centre] = xipos[at_centre]
-            cmd.point[rows[at_centre], slots[at_centre]] = xipos[at_centre]  # info shows the real point
-        moment = cmd.torque[rows, slots] + np.cross(point - xipos, force)  # tau + r x F, r = p - xipos
-        xfrc = np.zeros((self.num_envs, self.model.nbody, 6))
-        np.add.at(xfrc, (rows, bodies), np.concatenate([force, moment], axis=1))
+        all_active = active.all()
+        # Every slot at once, (N, K, 3); unused slots (body -1) are computed too and never written.
+        xipos = np.array(self._data_views("xipos"))[np.arange(N)[:, None], body]  # the current pose
+        at_centre = np.isnan(cmd.point[..., 0])  # a NaN point means "at the centre of mass" (no r x F)
+        if not all_active:
+            at_centre &= active
+        all_at_centre = at_centre.all()
+        if all_at_centre:
+            cmd.point[...] = xipos  # info shows the real point
+        elif at_centre.any():
+            cmd.point[at_centre] = xipos[at_centre]
+        wrench = np.empty((*body.shape, 6))
+        wrench[..., :3] = cmd.force
+        if all_at_centre and np.isfinite(xipos).all():
+            # r = xipos - xipos = +0 exactly, so r x F is +-0, and tau + r x F, written below by adding it
+            # into zeros, leaves the same bits as tau alone.
+            wrench[..., 3:] = cmd.torque
+        else:
+            r = cmd.point - xipos
+            if not all_active:
+                r[~active] = 0.0  # unused slots: never written, keep their arithmetic quiet
+            np.add(cmd.torque, _cross(r, cmd.force), out=wrench[..., 3:])  # tau + r x F, r = p - xipos
+        xfrc = getattr(self, "_xfrc", None)
+        if xfrc is None or xfrc.shape != (N, self.model.nbody, 6):
+            xfrc = self._xfrc = np.zeros((N, self.model.nbody, 6))
+        else:
+            xfrc.fill(0.0)
+        if body.shape[1] == 1:  # one slot: every (row, body) at most once
+            rows = np.arange(N) if all_active else np.flatnonzero(active[:, 0])
+            wrench = wrench[:, 0] if all_active else wrench[rows, 0]
+            xfrc[rows, body[rows, 0]] = wrench + 0.0  # + 0.0: the bits of adding into zeros (-0.0 -> 0.0)
+        else:
+            rows, slots = np.nonzero(active)
+            np.add.at(xfrc, (rows, body[rows, slots]), wrench[rows, slots])
         pushed[rows] = True
         return xfrc, pushed
 
@@ -248,28 +282,48 @@ class MujocoTwoAgentEnv(TwoAgentEnv):
         ctrl[:, self.actuator_ids[0]] = own[0]
         ctrl[:, self.actuator_ids[1]] = own[1]
         N, n_rest = self.num_envs, self.n_substeps - 1
-        warnings = []
         step1, step2, step = mujoco.mj_step1, mujoco.mj_step2, mujoco.mj_step
-        xfrc_rows = xfrc if xfrc is not None else [None] * N
-        for m, d, c, push, x in zip(self.models, self.datas, ctrl, pushed.tolist(), xfrc_rows, strict=True):
-            d.ctrl[:] = c
-            if push:
-                d.xfrc_applied[:] = x
-            # The kinematics are fresh (mj_step1 ran last): finish this substep, run the rest, refresh.
-            step2(m, d)
-            if n_rest:
-                step(m, d, n_rest)
-            step1(m, d)
-            if push:
-                d.xfrc_applied[:] = 0.0  # cleared: forces never persist into the next step
-            warnings.append(d.warning.number)
+        # The kinematics are fresh (mj_step1 ran last): finish this substep, run the rest, refresh.
+        if xfrc is None:
+            for m, d, cv, c in zip(self.models, self.datas, self._data_views("ctrl"), ctrl, strict=True):
+                cv[:] = c
+                step2(m, d)
+                if n_rest:
+                    step(m, d, n_rest)
+                step1(m, d)
+        elif pushed.all():
+            for m, d, cv, c, xv, x in zip(self.models, self.datas, self._data_views("ctrl"), ctrl,
+                                          self._data_views("xfrc_applied"), xfrc, strict=True):
+                cv[:] = c
+                xv[:] = x
+                step2(m, d)
+                if n_rest:
+                    step(m, d, n_rest)
+                step1(m, d)
+                xv.fill(0.0)  # cleared: forces never persist into the next step
+        else:
+            for m, d, cv, c, xv, x, push in zip(self.models, self.datas, self._data_views("ctrl"), ctrl,
+                                                 self._data_views("xfrc_applied"), xfrc, pushed.tolist(),
+                                                 strict=True):
+                cv[:] = c
+                if push:
+                    xv[:] = x
+                step2(m, d)
+                if n_rest:
+                    step(m, d, n_rest)
+                step1(m, d)
+                if push:
+                    xv.fill(0.0)
+        warned = np.array(self._data_views("warning"))  # (N, span) blow-up warning counters
+        warned = (warned if _WARN_COLS is None else warned[:, _WARN_COLS]).any(axis=1)
         rows = self._step_rows = np.arange(N)
         self._step_cache = {}
         obs1, obs2 = self._observe(rows)
         r1, r2, terminated = self._reward(rows)
         terminated = np.asarray(terminated, dtype=bool).copy()
-        blowups = (np.array(warnings)[:, _BLOWUP_WARNINGS].any(axis=1)
-                   | ~np.isfinite(obs1).all(axis=1) | ~np.isfinite(obs2).all(axis=1)).astype(np.int64)
+        finite = np.isfinite(obs1).all(axis=1)
+        finite &= np.isfinite(obs2).all(axis=1)
+        blowups = (warned | ~finite).astype(np.int64)
         if blowups.any():
             bad = blowups.astype(bool)
             obs1, obs2 = np.nan_to_num(obs1, posinf=0.0, neginf=0.0), np.nan_to_num(obs2, posinf=0.0, neginf=0.0)
@@ -294,13 +348,32 @@ class MujocoTwoAgentEnv(TwoAgentEnv):
         if rows is self._step_rows and attribute in self._step_cache:
             full = self._step_cache[attribute]
         else:
-            datas = self.datas
-            full = np.array([getattr(datas[i], attribute) for i in rows])
+            views = self._data_views(attribute)
+            full = np.array(views if rows is self._step_rows else [views[i] for i in np.asarray(rows).tolist()])
             if rows is self._step_rows:
                 self._step_cache[attribute] = full
         if index is None:
             return full
         return full[(slice(None), *index)] if isinstance(index, tuple) else full[:, index]
+
+    def _data_views(self, attribute: str) -> list:
+        """``data.<attribute>`` of every copy (numpy views into each ``MjData``, made once and kept while
+        ``self.datas`` holds the same objects); ``"warning"`` gives the blow-up warning counters."""
+        cache = self.__dict__.setdefault("_views", {})
+        entry = cache.get(attribute)
+        datas = self.datas
+        if entry is None or entry[0] != datas:
+            if attribute == "warning":
+                views = [d.warning.number[_WARN_SPAN] for d in datas]
+            else:
+                views = [getattr(d, attribute) for d in datas]
+            entry = cache[attribute] = (list(datas), views)
+        return entry[1]
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_views", None)  # views into this process's MjData: rebuilt on first use after a copy
+        return state
 
     # -------------------------------------------------------------------------------------- utilities
     def body_name(self, body_id: int) -> str:
@@ -308,6 +381,18 @@ class MujocoTwoAgentEnv(TwoAgentEnv):
 
     def close(self) -> None:
         self.datas = []
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a x b`` over the last axis (3) of equal-shape arrays: ``np.cross``'s arithmetic (the same bits:
+    component k is ``a_i b_j - a_j b_i``) without its overhead."""
+    a0, a1, a2 = a.reshape(-1, 3).T
+    b0, b1, b2 = b.reshape(-1, 3).T
+    out = np.empty((3, a0.size))
+    np.subtract(a1 * b2, a2 * b1, out=out[0])
+    np.subtract(a2 * b0, a0 * b2, out=out[1])
+    np.subtract(a0 * b1, a1 * b0, out=out[2])
+    return out.T.reshape(a.shape)
 
 
 def _copy_model(model: mujoco.MjModel) -> mujoco.MjModel:

@@ -77,7 +77,9 @@ class ForceCommand:
 def clip_norm(vectors: np.ndarray, max_norm: float) -> np.ndarray:
     """``vectors`` (..., 3) scaled down where their norm exceeds ``max_norm`` (>= 0); a new array."""
     v = np.asarray(vectors, dtype=np.float64)
-    norm = np.linalg.norm(v, axis=-1, keepdims=True)
+    if not v.any():  # all zeros (e.g. no torques): v * scale would give the same bits
+        return v.copy()
+    norm = np.sqrt(np.add.reduce(v * v, axis=-1, keepdims=True))  # np.linalg.norm's arithmetic, less overhead
     scale = np.minimum(1.0, max_norm / np.maximum(norm, 1e-300))
     return v * scale
 

@@ -34,6 +34,7 @@ class SumoEnv(MujocoTwoAgentEnv):
         self.set_shaping(shaping)
         super().__init__(*args, **kwargs)
         self._root_qpos = tuple(int(self.model.jnt_qposadr[self.model.body_jntadr[b[0]]]) for b in self.body_ids)
+        self._root_bodies = [int(self.body_ids[0][0]), int(self.body_ids[1][0])]
 
     def set_shaping(self, weight: float) -> None:
         """Weight of the dense shaping term (>= 0; anneal it to 0 over training)."""
@@ -47,7 +48,7 @@ class SumoEnv(MujocoTwoAgentEnv):
         return np.hypot(roots[..., 0], roots[..., 1]) > self.ring_radius
 
     def _reward(self, rows):
-        roots = self._stack("xpos", rows, [self.body_ids[0][0], self.body_ids[1][0]])  # (n, 2, 3)
+        roots = self._stack("xpos", rows, self._root_bodies)  # (n, 2, 3)
         out = self._is_out(roots)
         r1 = out[:, 1].astype(np.float64) - out[:, 0]
         if self.shaping:
@@ -71,26 +72,30 @@ class SumoPushersEnv(SumoEnv):
                  start_distance: float = 0.45, init_noise: float = 0.05, f_max: float = 4.0, **kwargs):
         model = mujoco.MjModel.from_xml_path(str(ASSETS / "sumo_pushers.xml"))
         self.start_distance, self.init_noise = float(start_distance), float(init_noise)
+        self._start = (None, None)  # (start_distance, the initial qpos before noise) of _initialize_episode
         super().__init__(model, num_envs, seed, max_episode_steps, obs_dims=(16, 16),
                          actuators=(["p0_fx", "p0_fy"], ["p1_fx", "p1_fy"]), bodies=(["p0"], ["p1"]),
                          n_substeps=5, f_max=f_max, **kwargs)
+        q0, q1 = self._root_qpos  # qpos address = dof address for these scalar joints
+        self._root_cols = np.array([q0, q0 + 1, q0 + 2, q1, q1 + 1, q1 + 2])
+        own = ([0, 1, 6, 8, 10, 11, 12], [3, 4, 7, 9, 13, 14, 15])  # x, y, cos, sin, vx, vy, yaw rate
+        self._obs_cols = (np.r_[own[0], own[1], 16, 17], np.r_[own[1], own[0], 17, 16])  # columns of _observe
 
     def _initialize_episode(self, model, data, rng):
         noise = rng.uniform(-self.init_noise, self.init_noise, size=6)
-        data.qpos[:] = [-self.start_distance, 0.0, 0.0, self.start_distance, 0.0, np.pi]
-        data.qpos[:] += noise
+        if self._start[0] != self.start_distance:
+            self._start = (self.start_distance, np.array([-self.start_distance, 0.0, 0.0, self.start_distance, 0.0,
+                                                          np.pi]))
+        np.add(self._start[1], noise, out=data.qpos)
 
     def _observe(self, rows):
         qpos, qvel = self._stack("qpos", rows), self._stack("qvel", rows)
-        states, edges = [], []
-        for k in (0, 1):
-            q = self._root_qpos[k]
-            x, y, th = qpos[:, q], qpos[:, q + 1], qpos[:, q + 2]
-            states.append(np.stack([x, y, np.cos(th), np.sin(th), qvel[:, q], qvel[:, q + 1], qvel[:, q + 2]], 1))
-            edges.append(self.ring_radius - np.hypot(x, y))
-        (s0, s1), (e0, e1) = states, edges
-        return (np.concatenate([s0, s1, np.stack([e0, e1], 1)], 1),
-                np.concatenate([s1, s0, np.stack([e1, e0], 1)], 1))
+        pose = qpos[:, self._root_cols]  # (n, 6): x, y, heading of agent 1, then of agent 2
+        heading = pose[:, 2::3]
+        # (n, 18): poses (6), cos (2), sin (2), velocities (6), distances to the ring edge (2)
+        features = np.concatenate([pose, np.cos(heading), np.sin(heading), qvel[:, self._root_cols],
+                                   self.ring_radius - np.hypot(pose[:, 0::3], pose[:, 1::3])], axis=1)
+        return features[:, self._obs_cols[0]], features[:, self._obs_cols[1]]
 
 
 def make_sumo_pushers(num_envs: int = 1, seed: int | None = None, **options) -> SumoPushersEnv:
