@@ -6,9 +6,11 @@ Rewards (zero-sum, r2 = -r1), per step, for agent i against agent j:
   ring centre exceeds ``ring_radius``, or, for ants, its torso drops below ``fall_height``): +1 to the
   agent that stayed in, -1 to the one that went out, 0 to both when both went out in the same step;
 - a time-out (``max_episode_steps``) is a tie (0, *truncated*);
-- optional dense shaping, added every step: ``shaping * (d_j - d_i) / ring_radius`` where d is an
-  agent's horizontal distance from the centre (being nearer the centre than the opponent pays).
-  Anneal it with ``env.set_shaping(weight)`` towards 0; with weight 0 only wins and losses count.
+- optional dense shaping, added every step: ``shaping * (Phi' - Phi)``, the change over the step of the
+  potential ``Phi = (d_j - d_i) / ring_radius`` where d is an agent's horizontal distance from the
+  centre (potential-based shaping: pushing the opponent outwards and gaining the centre pay; over an
+  episode it sums to ``shaping * (Phi_end - Phi_start)``, whatever the episode's length). Anneal it
+  with ``env.set_shaping(weight)`` towards 0; with weight 0 only wins and losses count.
 
 Observations (agent i, world frame, ring centre at the origin): its own root state, the opponent's root
 state and both distances to the ring edge (see each env's ``_observe``). Random initial states: each
@@ -47,13 +49,34 @@ class SumoEnv(MujocoTwoAgentEnv):
         """roots (n, 2, 3): both agents' root positions -> (n, 2) bool, out of the ring."""
         return np.hypot(roots[..., 0], roots[..., 1]) > self.ring_radius
 
+    def _potential(self, roots: np.ndarray) -> np.ndarray:
+        """Phi = (opponent's distance from the centre - own distance) / ring radius, agent 1's view, (n,)."""
+        dist = np.hypot(roots[..., 0], roots[..., 1])
+        return (dist[:, 1] - dist[:, 0]) / self.ring_radius
+
+    def _reset_envs(self, mask):
+        obs = super()._reset_envs(mask)
+        rows = np.flatnonzero(mask)
+        if not hasattr(self, "_phi"):
+            self._phi = np.zeros(self.num_envs)
+        self._phi[rows] = self._potential(self._stack("xpos", rows, self._root_bodies))
+        return obs
+
     def _reward(self, rows):
+        """Sparse +1 / -1 / 0 when an agent leaves the ring, plus ``shaping * (Phi' - Phi)``.
+
+        The shaping is potential-based (Ng et al. 1999): over an episode it sums to
+        ``shaping * (Phi_end - Phi_start)``, so it rewards pushing the opponent outwards and holding
+        the centre without paying for episode length, and ending an episode early (stepping out)
+        can never collect more of it.
+        """
         roots = self._stack("xpos", rows, self._root_bodies)  # (n, 2, 3)
         out = self._is_out(roots)
         r1 = out[:, 1].astype(np.float64) - out[:, 0]
+        phi = self._potential(roots)
         if self.shaping:
-            dist = np.hypot(roots[..., 0], roots[..., 1])
-            r1 = r1 + self.shaping * (dist[:, 1] - dist[:, 0]) / self.ring_radius
+            r1 = r1 + self.shaping * (phi - self._phi[rows])
+        self._phi[rows] = phi
         return r1, -r1, out.any(axis=1)
 
 

@@ -273,3 +273,25 @@ def test_render_command_plays_a_checkpoint_to_mp4(tmp_path):
                                        "--out", str(tmp_path / "x.gif")])
     with pytest.raises(ipo_robust.errors.ConfigError, match="trained on 'sumo-pushers'"):
         run_render(wrong, renderer=renderer)
+
+
+def test_sumo_shaping_is_potential_based_and_telescopes():
+    """Summed over an episode the shaping is shaping * (Phi_end - Phi_start): no pay for episode length."""
+    weight = 0.7
+    shaped = ipo_robust.make_env("sumo-pushers", num_envs=4, seed=5, shaping=weight, max_episode_steps=30)
+    sparse = ipo_robust.make_env("sumo-pushers", num_envs=4, seed=5, shaping=0.0, max_episode_steps=30)
+
+    def potential(env):
+        d = np.array([[np.hypot(*env.datas[i].xpos[b][:2]) for b in (env.body_ids[0][0], env.body_ids[1][0])]
+                      for i in range(env.num_envs)])
+        return (d[:, 1] - d[:, 0]) / env.ring_radius
+
+    shaped.reset(seed=5)
+    sparse.reset(seed=5)
+    start, total, sparse_total = potential(shaped), np.zeros(4), np.zeros(4)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        a1, a2 = rng.uniform(-1, 1, (4, 2)), rng.uniform(-1, 1, (4, 2))
+        total += shaped.step(a1, a2).rewards[0]
+        sparse_total += sparse.step(a1, a2).rewards[0]
+    np.testing.assert_allclose(total - sparse_total, weight * (potential(shaped) - start), atol=1e-12)
