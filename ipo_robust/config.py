@@ -34,6 +34,7 @@ A config has six tables (every key optional except ``env.name``; ``ipo-robust tr
     out = "runs/NAME"     # relative paths are relative to the working directory
     checkpoint_every = 10 # updates
     keep = 3              # newest checkpoints kept
+    tensorboard = "auto"  # event files too, when tensorboard is installed
 
 Unknown keys, wrong types and out-of-range values raise :class:`~ipo_robust.errors.ConfigError` with
 the dotted key (``schedule.alpha1 must be a number in [0, 1], got 1.5``). ``--set key.sub=value``
@@ -163,11 +164,13 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "out": ("runs/train", string, "run directory (checkpoints, metrics.csv)"),
         "checkpoint_every": (10, positive_int, "updates between checkpoints"),
         "keep": (3, positive_int, "newest checkpoints kept"),
+        "tensorboard": ("auto", choice("auto", True, False),
+                        "TensorBoard event files in run.out/tensorboard: 'auto' = when tensorboard is installed"),
     },
 }
 
 #: keys that may differ between a run and its resumption (they do not change what is computed)
-RESUMABLE_CHANGES = {("run", "out"), ("run", "checkpoint_every"), ("run", "keep")}
+RESUMABLE_CHANGES = {("run", "out"), ("run", "checkpoint_every"), ("run", "keep"), ("run", "tensorboard")}
 
 
 def _unknown(what: str, key: str, known) -> ConfigError:

@@ -388,6 +388,7 @@ def run_training(config: dict, run_dir: str | os.PathLike | None = None, progres
     stop = total if max_updates is None else min(total, start + int(max_updates))
     run_dir.mkdir(parents=True, exist_ok=True)
     log = MetricsLog(run_dir / "metrics.csv", start if resume else None)
+    board = _tensorboard(run_dir, config["run"]["tensorboard"], start)
     meta = {"config": config, "env": {"name": config["env"]["name"], "options": _jsonable(setup.env_options)},
             "agents": [ckpt.policy_spec(a) for a in agents], "seeds": {"run": config["run"]["seed"]},
             "plugins": {"optimizer": config["optimizer"]["name"], "env": config["env"]["name"],
@@ -438,6 +439,10 @@ def run_training(config: dict, run_dir: str | os.PathLike | None = None, progres
                    "update_seconds": t2 - t1, **outcomes,
                    **{k: v for k, v in info.items() if isinstance(v, int | float | bool)}}
             log.append(row)
+            if board is not None:
+                for key, value in row.items():
+                    if key != "update" and isinstance(value, int | float) and not isinstance(value, bool):
+                        board.add_scalar(key, value, global_step=u + 1)
             done = u + 1
             if bar is not None:
                 bar.update(1)
@@ -454,9 +459,25 @@ def run_training(config: dict, run_dir: str | os.PathLike | None = None, progres
     finally:
         if bar is not None:
             bar.close()
+        if board is not None:
+            board.close()
     if path is None and (run_dir / ckpt.LATEST).exists():
         path = ckpt.find_checkpoint(run_dir)
     return TrainResult(run_dir, path, log.frame(), time.perf_counter() - began, agents, done)
+
+
+def _tensorboard(run_dir: Path, setting, start: int):
+    """A SummaryWriter in run_dir/tensorboard (events after ``start`` purged on resume), or None."""
+    if setting is False:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        if setting is True:
+            raise ConfigError("config: run.tensorboard = true but tensorboard is not installed "
+                              "(pip install tensorboard), or set it to \"auto\"") from None
+        return None
+    return SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=start + 1 if start else None)
 
 
 def _postfix(row: dict) -> str:

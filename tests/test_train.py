@@ -304,3 +304,19 @@ def test_shipped_configs_are_valid():
     assert len(configs) >= 4
     for path in configs:
         validate(load_toml(path))
+
+
+def test_metrics_also_go_to_tensorboard_when_installed(tmp_path):
+    pytest.importorskip("tensorboard")  # optional: the test extra installs it
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = tiny(iterations=1)
+    config["run"]["tensorboard"] = True
+    run = run_training(config, tmp_path / "r")
+    events = EventAccumulator(str(tmp_path / "r" / "tensorboard"))
+    events.Reload()
+    values = [e.value for e in events.Scalars("alpha")]
+    assert values == pytest.approx(run.metrics["alpha"].tolist())
+    config["run"]["tensorboard"] = False
+    run_training(config, tmp_path / "off")
+    assert not (tmp_path / "off" / "tensorboard").exists()
