@@ -648,6 +648,17 @@ class BestResponse(Attack):
         return float(W[0])
 
 
+def _control_config(name: str) -> type[Hyperparameters]:
+    """The hyperparameters every control attack takes, owned by attack ``name``."""
+
+    @dataclass
+    class Config(Hyperparameters):
+        OWNER = f"attack '{name}'"
+        num_envs: int = hyperparameter(16, positive_int, "env copies for the evaluation games")
+
+    return Config
+
+
 class _Control(Attack):
     """A control: the attacker does not train; ``exploitability`` is NaN."""
 
@@ -674,10 +685,7 @@ class RandomAttack(_Control):
 
     name = "random"
 
-    @dataclass
-    class Config(Hyperparameters):
-        OWNER = "attack 'random'"
-        num_envs: int = hyperparameter(16, positive_int, "env copies for the evaluation games")
+    Config = _control_config("random")
 
     def _attacker(self, env, seat, seed, victim, generator):
         return RandomActor(env.action_spaces[1 - seat], np.random.default_rng(seed))
@@ -688,10 +696,7 @@ class ZeroAttack(_Control):
 
     name = "zero"
 
-    @dataclass
-    class Config(Hyperparameters):
-        OWNER = "attack 'zero'"
-        num_envs: int = hyperparameter(16, positive_int, "env copies for the evaluation games")
+    Config = _control_config("zero")
 
     def _attacker(self, env, seat, seed, victim, generator):
         return ZeroActor(env.action_spaces[1 - seat])
@@ -704,9 +709,8 @@ class MaskedVictim(_Control):
     name = "masked-victim"
 
     @dataclass
-    class Config(Hyperparameters):
+    class Config(_control_config("masked-victim")):
         OWNER = "attack 'masked-victim'"
-        num_envs: int = hyperparameter(16, positive_int, "env copies for the evaluation games")
         opponent: str = hyperparameter("partner", one_of("partner", "random", "zero"),
                                        "who plays the masked victim: its own partner policy, random, or zero")
 
