@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 from ipo_robust import __version__, host
 from ipo_robust.atomic import atomic_write_text
+from ipo_robust.commands.compare import add_compare_command
+from ipo_robust.commands.demo import add_demo_command
 from ipo_robust.commands.eval import add_eval_command
 from ipo_robust.commands.render import add_render_command
 from ipo_robust.commands.train import add_train_command
@@ -156,7 +158,8 @@ def run_game(args) -> int:
     return 0
 
 
-_SUBCOMMANDS: list = [add_game_command, add_train_command, add_eval_command, add_render_command]
+_SUBCOMMANDS: list = [add_game_command, add_train_command, add_eval_command, add_render_command, add_compare_command,
+                      add_demo_command]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,492 @@
+"""Compare optimizers by how exploitable the agents they train are: train x attack x leaderboard.
+
+For every optimizer and seed (a *work item*) :func:`run_item` trains a pair by self-play
+(:func:`ipo_robust.train.run_training`), attacks each agent of the pair (seat 0, then seat 1) with the
+same attack and budget, and, for MuJoCo envs, sweeps each agent's robustness to its body masses
+(:func:`ipo_robust.evals.robustness.sweep`; by default against a uniformly random opponent, a yardstick
+that is the same for every optimizer, where the pair's own partner differs). Every optimizer gets the
+same training samples: the same ``num_envs`` x ``steps`` per update and the same number of updates.
+
+The attack depends on the environment's family (:func:`env_family`):
+
+- matrix games and iterated matrix games: ``best-response``, the exact best response. Per seat it
+  gives best-response value minus the value of the victim's own partner; the mean over both seats is
+  NashConv / 2, the exact exploitability (:mod:`ipo_robust.evals.exploitability`).
+- everything else (MuJoCo, OpenSpiel, ...): ``ppo-adversary`` (Gleave et al. 2020), a PPO attacker
+  trained for ``attack_budget`` env steps against the frozen victim. Its exploitability (win rate
+  minus a reference attacker's) is a **lower bound**: a stronger attacker could only find more.
+
+Per optimizer x seed the exploitability is the mean over the two seats; the leaderboard holds, per
+optimizer, its mean over seeds and a two-sided 95 % Student-t interval
+``mean +- t_{0.975, n-1} s / sqrt(n)`` (s the sample standard deviation over the n seeds; no interval
+for a single seed), sorted best (least exploitable) first.
+
+Resumable: a finished work item is written atomically to ``OUT/items/<optimizer>-s<seed>.json`` and
+skipped on a re-run with the same settings; a run whose training was interrupted resumes from its
+newest checkpoint in ``OUT/runs/``. Outputs (``OUT/``): ``results.csv`` (one row per optimizer x seed x
+seat), ``leaderboard.csv``, ``curves.csv`` (training metrics per update), ``robustness.csv`` (MuJoCo
+only), and the report (:mod:`ipo_robust.evals.report`).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ipo_robust import host
+from ipo_robust.atomic import atomic_write_text
+from ipo_robust.errors import ConfigError
+from ipo_robust.optim import ConvergenceWarning
+
+FAMILIES = ("matrix", "iterated", "mujoco", "other")
+
+#: per env family: training and attack defaults (any of them can be changed with ``--set``/arguments)
+ENV_DEFAULTS: dict[str, dict] = {
+    "matrix": {"num_envs": 1024, "steps": None, "updates": 200, "hidden": [], "options": {},
+               "attack": "best-response", "attack_budget": 0, "games": 64},
+    "iterated": {"num_envs": 32, "steps": None, "updates": 50, "hidden": [], "options": {},
+                 "attack": "best-response", "attack_budget": 0, "games": 32},
+    "mujoco": {"num_envs": 16, "steps": 100, "updates": 100, "hidden": [64, 64], "options": {"shaping": 1.0},
+               "attack": "ppo-adversary", "attack_budget": 50_000, "games": 64},
+    "other": {"num_envs": 16, "steps": None, "updates": 100, "hidden": [64, 64], "options": {},
+              "attack": "ppo-adversary", "attack_budget": 50_000, "games": 64},
+}
+"""``steps = None``: one episode's length (the env's horizon or ``max_episode_steps``, else 100)."""
+
+#: per env family, per optimizer: hyperparameters used unless ``--set OPT.KEY=VALUE`` says otherwise
+#: (an optimizer not listed runs with its own defaults). Gradient learning rates are equal across the
+#: gradient family so that ipo-vpg differs from simga only by the update rule.
+OPTIMIZER_DEFAULTS: dict[str, dict[str, dict]] = {
+    "matrix": {name: {"lr": 0.5, "gamma": 1.0} for name in ("ipo-vpg", "simga", "lookahead", "cgd", "lola")}
+    | {name: {"kl": 0.01, "gamma": 1.0} for name in ("ipo-npg", "ipo-trpo", "npg", "trpo", "ncgd")}
+    | {"ppo": {"lr": 0.01, "gamma": 1.0}},
+    "iterated": {name: {"lr": 0.5, "critic": "value"} for name in ("ipo-vpg", "simga", "lookahead", "cgd", "lola")}
+    | {name: {"kl": 0.01, "critic": "value"} for name in ("ipo-npg", "ipo-trpo", "npg", "trpo", "ncgd")}
+    | {"ppo": {"lr": 0.01}},
+    "mujoco": {name: {"lr": 0.1, "critic": "value"} for name in ("ipo-vpg", "simga", "lookahead", "cgd", "lola")}
+    | {name: {"kl": 0.01, "critic": "value"} for name in ("ipo-npg", "ipo-trpo", "npg", "trpo", "ncgd")}
+    | {"ppo": {"lr": 1e-3}},
+}
+OPTIMIZER_DEFAULTS["other"] = OPTIMIZER_DEFAULTS["mujoco"]
+
+#: options of the ppo-adversary attack by family (equal for every victim)
+ATTACK_OPTIONS: dict[str, dict] = {"mujoco": {"num_envs": 16, "steps": 128}, "other": {"num_envs": 16}}
+
+#: config keys compare sets itself (per work item); ``--set`` may not change them
+MANAGED_KEYS = ("run.seed", "run.out", "optimizer.name")
+
+INTERVAL = "95% Student-t interval over seeds"
+
+
+# -------------------------------------------------------------------------------------------- spec
+def env_family(env) -> str:
+    """``matrix``, ``iterated``, ``mujoco`` or ``other`` for a built env (decides attack and sweep)."""
+    from ipo_robust.envs.matrix import IteratedMatrixGameEnv, MatrixGameEnv
+
+    if isinstance(env, IteratedMatrixGameEnv):
+        return "iterated"
+    if isinstance(env, MatrixGameEnv):
+        return "matrix"
+    try:
+        from ipo_robust.envs.mujoco.base import MujocoTwoAgentEnv
+    except ImportError:  # MuJoCo not installed: nothing can be a MuJoCo env
+        return "other"
+    return "mujoco" if isinstance(env, MujocoTwoAgentEnv) else "other"
+
+
+def _episode_steps(env) -> int:
+    for attribute in ("horizon", "max_episode_steps"):
+        value = getattr(env, attribute, None)
+        if isinstance(value, int | np.integer) and value > 0:
+            return int(value)
+    return 100
+
+
+@dataclass
+class CompareSpec:
+    """A validated comparison: what :func:`run_compare` runs. Build it with :func:`make_spec`."""
+
+    env: str
+    family: str
+    optimizers: list[str]
+    seeds: list[int]
+    configs: dict[str, dict]
+    """optimizer -> its raw training config (run.seed and run.out are set per item)"""
+    attack: str
+    attack_options: dict
+    attack_budget: int
+    games: int
+    robustness_points: int
+    robustness_games: int
+    out: Path
+    robustness_opponent: str = "random"
+    executor: str = "local"
+    executor_options: dict = field(default_factory=dict)
+
+    @property
+    def updates(self) -> int:
+        return int(next(iter(self.configs.values()))["schedule"]["iterations"])
+
+    @property
+    def samples_per_update(self) -> int:
+        env = next(iter(self.configs.values()))["env"]
+        return int(env["num_envs"]) * int(env["steps"])
+
+    @property
+    def bound(self) -> str:
+        return "exact" if self.attack == "best-response" else "lower bound"
+
+    def items(self) -> list[dict]:
+        """The work items (optimizer-major, then seed), each a plain picklable dict."""
+        out = []
+        for name in self.optimizers:
+            for seed in self.seeds:
+                config = copy.deepcopy(self.configs[name])
+                config["run"] = {**config.get("run", {}), "seed": int(seed)}
+                item = {"id": f"{name}-s{seed}", "optimizer": name, "seed": int(seed), "env": self.env,
+                        "family": self.family, "config": config, "attack": self.attack,
+                        "attack_options": dict(self.attack_options), "attack_budget": int(self.attack_budget),
+                        "games": int(self.games), "robustness_points": int(self.robustness_points),
+                        "robustness_games": int(self.robustness_games),
+                        "robustness_opponent": self.robustness_opponent}
+                item["key"] = _item_key(item)
+                item["run_dir"] = str(self.out / "runs" / item["id"])
+                item["path"] = str(self.out / "items" / f"{item['id']}.json")
+                out.append(item)
+        return out
+
+
+def _item_key(item: dict) -> str:
+    """A hash of everything that determines an item's result (not where it is written)."""
+    text = json.dumps({k: v for k, v in item.items() if k not in ("key", "run_dir", "path")}, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def split_overrides(items, optimizers: list[str]) -> tuple[dict[str, dict], list[str]]:
+    """``--set`` items -> (per-optimizer options, config overrides for every optimizer).
+
+    ``OPT.KEY=VALUE`` with OPT one of ``optimizers`` sets that optimizer's hyperparameter KEY
+    (``ppo.lr=3e-4``); ``SECTION.KEY=VALUE`` with SECTION a config section applies to every
+    optimizer's config (``env.num_envs=32``, ``optimizer.options.gamma=0.95``).
+    """
+    from ipo_robust.config import SCHEMA
+
+    per_optimizer: dict[str, dict] = {}
+    shared: list[str] = []
+    for item in items:
+        key, sep, _ = item.partition("=")
+        owner = key.split(".", 1)[0].strip()
+        if not sep or "." not in key:
+            raise ConfigError(f"--set expects OPTIMIZER.KEY=VALUE or SECTION.KEY=VALUE (e.g. ppo.lr=3e-4, "
+                              f"env.num_envs=32), got {item!r}")
+        if owner in optimizers:
+            field_name, raw = key.split(".", 1)[1].strip(), item.partition("=")[2]
+            if not field_name or "." in field_name:
+                raise ConfigError(f"--set {item!r}: expected {owner}.KEY=VALUE with KEY one hyperparameter")
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                value = raw
+            per_optimizer.setdefault(owner, {})[field_name] = value
+        elif owner in SCHEMA:
+            if key.strip() in MANAGED_KEYS:
+                raise ConfigError(f"--set {item!r}: compare sets {key.strip()} itself (use --seeds and --out)")
+            shared.append(item)
+        else:
+            raise ConfigError(f"--set {item!r}: {owner!r} is neither an optimizer in --optimizers "
+                              f"({', '.join(optimizers)}) nor a config section ({', '.join(SCHEMA)})")
+    return per_optimizer, shared
+
+
+def make_spec(env: str, optimizers: list[str], seeds: int = 3, updates: int | None = None,
+              attack_budget: int | None = None, games: int | None = None, out: str | Path = "compare",
+              executor: str = "local", overrides=(), robustness_points: int = 11,
+              robustness_games: int | None = None, executor_options: dict | None = None,
+              robustness_opponent: str = "random") -> CompareSpec:
+    """Validate everything a comparison needs, before any work: names (env, optimizers, attack,
+    executor), the ``--set`` overrides and every optimizer's full training config. Raises
+    :class:`~ipo_robust.errors.ConfigError` / :class:`~ipo_robust.errors.UnknownNameError`."""
+    from ipo_robust import make_env
+    from ipo_robust.config import apply_overrides, validate
+
+    optimizers = [name.strip() for name in optimizers if name and name.strip()]
+    if not optimizers:
+        raise ConfigError("--optimizers is empty: give at least one optimizer name")
+    if len(set(optimizers)) != len(optimizers):
+        raise ConfigError(f"--optimizers names an optimizer twice: {', '.join(optimizers)}")
+    host.resolve("env", env)  # unknown names fail here, before any work
+    for name in optimizers:
+        host.resolve("optimizer", name)
+    host.resolve("executor", executor)
+    for label, value, low in (("--seeds", seeds, 1), ("--budget", updates, 1), ("--attack-budget", attack_budget, 0),
+                              ("--games", games, 1), ("--robustness-points", robustness_points, 0),
+                              ("--robustness-games", robustness_games, 1)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise ConfigError(f"{label} must be an integer >= {low}, got {value!r}")
+    if robustness_opponent not in ("random", "victim"):
+        raise ConfigError(f"--robustness-opponent must be 'random' (a uniformly random opponent) or 'victim' (the "
+                          f"pair's other agent), got {robustness_opponent!r}")
+    per_optimizer, shared = split_overrides(overrides, optimizers)
+
+    probe = make_env(env, num_envs=1, seed=0)
+    family = env_family(probe)
+    defaults = ENV_DEFAULTS[family]
+    steps = defaults["steps"] or _episode_steps(probe)
+    if hasattr(probe, "close"):
+        probe.close()
+    configs = {}
+    for name in optimizers:
+        options = {**OPTIMIZER_DEFAULTS[family].get(name, {}), **per_optimizer.get(name, {})}
+        raw = {"env": {"name": env, "num_envs": defaults["num_envs"], "steps": steps,
+                       "options": dict(defaults["options"])},
+               "agents": {"hidden": list(defaults["hidden"])},
+               "optimizer": {"name": name, "options": options},
+               "schedule": {"kind": "self-play", "iterations": updates or defaults["updates"]},
+               "run": {"seed": 0, "tensorboard": False}}
+        raw = apply_overrides(raw, shared)
+        every = raw["run"].get("checkpoint_every") or max(1, raw["schedule"]["iterations"] // 5)
+        raw["run"]["checkpoint_every"] = every
+        validate(raw)  # every optimizer's config checked (its hyperparameters by its own Config) up front
+        configs[name] = raw
+    first = configs[optimizers[0]]
+    for raw in configs.values():  # equal samples: --set may not give one optimizer a different budget
+        for section, key in (("env", "num_envs"), ("env", "steps"), ("schedule", "iterations")):
+            if raw[section][key] != first[section][key]:
+                raise ConfigError(f"{section}.{key} differs between optimizers; every optimizer gets the same "
+                                  "training samples")
+
+    attack = defaults["attack"]
+    attack_options = dict(ATTACK_OPTIONS.get(family, {}))
+    host.resolve("attack", attack)(**attack_options)  # options checked before any work
+    return CompareSpec(env=env, family=family, optimizers=optimizers, seeds=list(range(seeds)), configs=configs,
+                       attack=attack, attack_options=attack_options,
+                       attack_budget=defaults["attack_budget"] if attack_budget is None else attack_budget,
+                       games=games or defaults["games"],
+                       robustness_points=robustness_points if family == "mujoco" else 0,
+                       robustness_games=robustness_games or games or defaults["games"], out=Path(out),
+                       robustness_opponent=robustness_opponent,
+                       executor=executor, executor_options=dict(executor_options or {}))
+
+
+# -------------------------------------------------------------------------------------- work items
+CURVE_COLUMNS = ("update", "env_steps", "train/return1", "train/return2", "train/win1", "train/win2",
+                 "train/episodes", "update_seconds", "rollout_seconds")
+
+
+def run_item(item: dict) -> dict:
+    """Train, attack both seats and sweep one optimizer x seed; writes ``item["path"]`` atomically and
+    returns what it wrote. A top-level function so that process pools and Ray can pickle it."""
+    from ipo_robust.evals.attacks import Victim
+    from ipo_robust.train import run_training
+
+    began = time.perf_counter()
+    run_dir = Path(item["run_dir"])
+    resume = (run_dir / "latest").exists()
+    with warnings.catch_warnings(record=True) as caught:  # counted, not printed from every worker
+        warnings.simplefilter("always", ConvergenceWarning)
+        trained = run_training(item["config"], run_dir, resume=resume)
+    solver_warnings = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+    for w in caught:  # anything else is shown as usual
+        if not issubclass(w.category, ConvergenceWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    train_seconds = time.perf_counter() - began
+    victim = Victim.from_checkpoint(trained.checkpoint)
+    attack = host.resolve("attack", item["attack"])(**item["attack_options"])
+    rows = []
+    for seat in (0, 1):
+        result = attack.run(victim, seat=seat, budget=item["attack_budget"], games=item["games"], seed=item["seed"])
+        row = {"optimizer": item["optimizer"], "seed": item["seed"], **result.as_row()}
+        row["bound"] = "exact" if result.kind == "exact" else "lower bound"
+        if "return_gap" in result.details:
+            row["return_gap"] = float(result.details["return_gap"])
+        if "reference" in result.details:
+            row["reference_win_rate"] = float(result.details["reference"]["win_rate"])
+        rows.append(row)
+    robustness = []
+    if item["robustness_points"] > 0:
+        from ipo_robust.evals.robustness import sweep
+
+        values = np.linspace(0.5, 1.5, item["robustness_points"])
+        for seat in (0, 1):
+            try:
+                table = sweep(victim, "mass", values, games=item["robustness_games"], seed=item["seed"], seat=seat,
+                              opponent=item["robustness_opponent"])
+            except ConfigError:  # an agent without bodies (a rarl-* adversary acts by force only): no mass to scale
+                continue
+            table.insert(0, "seed", item["seed"])
+            table.insert(0, "optimizer", item["optimizer"])
+            robustness.extend(table.to_dict("records"))
+    metrics = trained.metrics
+    curve = metrics[[c for c in CURVE_COLUMNS if c in metrics.columns]].to_dict("records")
+    for row in rows:
+        row["train_seconds"] = train_seconds
+        row["updates"] = int(trained.updates)
+        row["solver_warnings"] = int(solver_warnings)
+        row["env_steps"] = int(metrics["env_steps"].iloc[-1]) if len(metrics) else 0
+    record = {"id": item["id"], "key": item["key"], "optimizer": item["optimizer"], "seed": item["seed"],
+              "rows": rows, "robustness": robustness, "curve": curve, "train_seconds": train_seconds,
+              "seconds": time.perf_counter() - began, "checkpoint": str(trained.checkpoint)}
+    atomic_write_text(item["path"], json.dumps(record, indent=1))
+    return record
+
+
+def load_item(item: dict) -> dict | None:
+    """The saved result of ``item`` when it exists and was computed with the same settings."""
+    path = Path(item["path"])
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None  # a broken file is recomputed (writes are atomic, so this means it was edited by hand)
+    if record.get("key") != item["key"]:
+        raise ConfigError(f"{str(path)!r} holds a result computed with different settings (another budget, "
+                          "seed set or hyperparameters): choose another --out, or delete that directory")
+    return record
+
+
+# ------------------------------------------------------------------------------------- statistics
+def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): the two-sided Student-t interval of the mean; low = high = NaN for n < 2."""
+    from scipy.stats import t as student_t
+
+    x = np.asarray([v for v in values if v == v], dtype=np.float64)
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, math.nan, math.nan
+    half = float(student_t.ppf(0.5 + confidence / 2, x.size - 1)) * float(x.std(ddof=1)) / math.sqrt(x.size)
+    return mean, mean - half, mean + half
+
+
+def per_seed(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per optimizer x seed: exploitability = the mean over the two seats."""
+    grouped = results.groupby(["optimizer", "seed"], sort=False)
+    table = grouped.agg(exploitability=("exploitability", "mean"), train_seconds=("train_seconds", "first"),
+                        env_steps=("env_steps", "first"), bound=("bound", "first")).reset_index()
+    return table
+
+
+def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
+    """Per optimizer: seeds, mean exploitability over seeds, its 95 % t-interval, per-seat means;
+    sorted best (lowest mean) first."""
+    seeds = per_seed(results)
+    rows = []
+    for name, group in seeds.groupby("optimizer", sort=False):
+        mean, low, high = t_interval(group["exploitability"])
+        seats = results[results["optimizer"] == name].groupby("seat")["exploitability"].mean()
+        rows.append({"optimizer": name, "seeds": int(len(group)), "exploitability": mean, "low": low, "high": high,
+                     "std": float(group["exploitability"].std(ddof=1)) if len(group) > 1 else math.nan,
+                     "seat0": float(seats.get(0, math.nan)), "seat1": float(seats.get(1, math.nan)),
+                     "bound": str(group["bound"].iloc[0]), "interval": INTERVAL,
+                     "env_steps": int(group["env_steps"].iloc[0]),
+                     "train_seconds": float(group["train_seconds"].mean())})
+    board = pd.DataFrame(rows)
+    if len(board):
+        board = board.sort_values("exploitability", na_position="last", kind="stable").reset_index(drop=True)
+        board.insert(0, "rank", np.arange(1, len(board) + 1))
+    return board
+
+
+# --------------------------------------------------------------------------------------- the run
+@dataclass
+class CompareResult:
+    """Everything :func:`run_compare` produced (also written to ``spec.out``)."""
+
+    spec: CompareSpec
+    results: pd.DataFrame
+    leaderboard: pd.DataFrame
+    curves: pd.DataFrame
+    robustness: pd.DataFrame
+    computed: int
+    reused: int
+    seconds: float
+    files: list[Path] = field(default_factory=list)
+
+
+def pending(spec: CompareSpec) -> tuple[list[dict], dict[str, dict]]:
+    """(items still to run, finished records by item id)."""
+    done, todo = {}, []
+    for item in spec.items():
+        record = load_item(item)
+        if record is None:
+            todo.append(item)
+        else:
+            done[item["id"]] = record
+    return todo, done
+
+
+def run_compare(spec: CompareSpec, progress: bool = True, executor=None, report: bool = True) -> CompareResult:
+    """Run the items of ``spec`` that have no saved result (through the executor plugin), then write
+    the tables and (``report=True``) the report with its plots into ``spec.out``."""
+    began = time.perf_counter()
+    spec.out.mkdir(parents=True, exist_ok=True)
+    items = spec.items()
+    todo, done = pending(spec)
+    if executor is None:
+        executor = host.resolve("executor", spec.executor)(**spec.executor_options)
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(items), initial=len(items) - len(todo), unit="item", dynamic_ncols=True,
+                   desc=f"compare {spec.env}")
+    try:
+        for record in executor.map(run_item, todo):
+            done[record["id"]] = record
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(record["id"], refresh=False)
+    finally:
+        if bar is not None:
+            bar.close()
+    records = [done[item["id"]] for item in items]
+    result = assemble(spec, records, computed=len(todo), reused=len(items) - len(todo),
+                      seconds=time.perf_counter() - began)
+    result.files = write_tables(result)
+    if report:
+        from ipo_robust.evals.report import write_compare_report
+
+        result.files += write_compare_report(result)
+    return result
+
+
+def assemble(spec: CompareSpec, records: list[dict], computed: int, reused: int, seconds: float) -> CompareResult:
+    results = pd.DataFrame([row for record in records for row in record["rows"]])
+    curves = pd.DataFrame([{"optimizer": r["optimizer"], "seed": r["seed"], **row}
+                           for r in records for row in r["curve"]])
+    robustness = pd.DataFrame([row for r in records for row in r["robustness"]])
+    return CompareResult(spec, results, leaderboard(results), curves, robustness, computed, reused, seconds)
+
+
+def write_tables(result: CompareResult) -> list[Path]:
+    out = result.spec.out
+    files = [atomic_write_text(out / "results.csv", result.results.to_csv(index=False)),
+             atomic_write_text(out / "leaderboard.csv", result.leaderboard.to_csv(index=False))]
+    if len(result.curves):
+        files.append(atomic_write_text(out / "curves.csv", result.curves.to_csv(index=False)))
+    if len(result.robustness):
+        files.append(atomic_write_text(out / "robustness.csv", result.robustness.to_csv(index=False)))
+    return files
+
+
+def leaderboard_rows(board: pd.DataFrame) -> list[tuple[str, ...]]:
+    """The leaderboard as printable rows (header first); lower bounds say so in the header."""
+    bound = str(board["bound"].iloc[0]) if len(board) else "exact"
+    header = "EXPLOITABILITY" + (" (LOWER BOUND)" if bound == "lower bound" else " (EXACT)")
+    rows = [("RANK", "OPTIMIZER", "SEEDS", header, "95% T-INTERVAL", "SEAT 0", "SEAT 1", "TRAIN S")]
+    for row in board.itertuples():
+        interval = "n/a (1 seed)" if row.seeds < 2 else f"[{row.low:.3g}, {row.high:.3g}]"
+        rows.append((str(row.rank), row.optimizer, str(row.seeds), f"{row.exploitability:.3g}", interval,
+                     f"{row.seat0:.3g}", f"{row.seat1:.3g}", f"{row.train_seconds:.1f}"))
+    return rows
