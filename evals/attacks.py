@@ -417,6 +417,17 @@ class UniformPolicy(nn.Module):
             return self.low + (self.high - self.low) * u
 
 
+def _control_config(name: str) -> type[Hyperparameters]:
+    """The hyperparameters every evaluation-only attack takes, owned by attack ``name``."""
+
+    @dataclass
+    class Config(Hyperparameters):
+        OWNER = f"attack '{name}'"
+        num_envs: int = hyperparameter(16, positive_int, "env copies for the evaluation games")
+
+    return Config
+
+
 class PPOAdversary(Attack):
     """``ppo-adversary``: Gleave et al. (2020) adversarial policy trained by PPO (module docstring)."""
 
@@ -519,9 +530,8 @@ class BestResponse(Attack):
     name = "best-response"
 
     @dataclass
-    class Config(Hyperparameters):
+    class Config(_control_config("best-response")):
         OWNER = "attack 'best-response'"
-        num_envs: int = hyperparameter(16, positive_int, "env copies for the evaluation games")
         horizon: str = hyperparameter("infinite", one_of("infinite", "episode"),
                                       "iterated games: best response to the infinite-horizon discounted value "
                                       "(the LOLA objective) or to the value of the env's episode horizon")
@@ -646,17 +656,6 @@ class BestResponse(Attack):
             x = table[t]  # (S,)
             W = np.array([q[s] @ (payoff_v[x[s]] + gamma * W[nxt[x[s]]]) for s in range(S)])
         return float(W[0])
-
-
-def _control_config(name: str) -> type[Hyperparameters]:
-    """The hyperparameters every control attack takes, owned by attack ``name``."""
-
-    @dataclass
-    class Config(Hyperparameters):
-        OWNER = f"attack '{name}'"
-        num_envs: int = hyperparameter(16, positive_int, "env copies for the evaluation games")
-
-    return Config
 
 
 class _Control(Attack):
