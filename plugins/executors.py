@@ -62,7 +62,10 @@ class LocalExecutor:
 
 def _ray_task(function_bytes: bytes, item_bytes: bytes, driver_sys_path: list[str]):
     """Runs inside a Ray worker: import from the driver's path first (as a spawned process pool would, so
-    the worker finds the same modules and plugins), one torch thread, then the function."""
+    the worker finds the same modules and plugins), one torch thread, then the function.
+
+    The pickles are this run's own work items on their way from the driver to its workers, as a
+    process pool sends them; nothing read from disk or from elsewhere is ever unpickled."""
     if sys.path[:len(driver_sys_path)] != driver_sys_path:
         sys.path[:] = driver_sys_path + [entry for entry in sys.path if entry not in driver_sys_path]
     import torch
