@@ -79,7 +79,9 @@ def clip_norm(vectors: np.ndarray, max_norm: float) -> np.ndarray:
     v = np.asarray(vectors, dtype=np.float64)
     if not v.any():  # all zeros (e.g. no torques): v * scale would give the same bits
         return v.copy()
-    norm = np.sqrt(np.add.reduce(v * v, axis=-1, keepdims=True))  # np.linalg.norm's arithmetic, less overhead
+    # hypot, not sqrt(sum of squares): the squares of tiny forces (or of tiny alpha * f_max bounds)
+    # underflow to subnormals and the norm loses its precision, so the clip could miss its bound
+    norm = np.hypot(np.hypot(v[..., 0], v[..., 1]), v[..., 2])[..., None]
     scale = np.minimum(1.0, max_norm / np.maximum(norm, 1e-300))
     return v * scale
 
