@@ -144,12 +144,17 @@ class RayExecutor:
                 submit_up_to(index + 1 + limit)
                 yield result
         finally:
-            for ref in refs:
-                if ref is not None:
-                    try:
-                        ray.cancel(ref, force=True)
-                    except Exception:  # already finished or gone: nothing to cancel
-                        pass
+            # Drop the work not yet done. Not force=True: force-killing a task that completes at the same
+            # moment trips a check in Ray 2.x's task manager ("Tried to complete task that was not
+            # pending") that aborts this driver process.
+            pending = [ref for ref in refs if ref is not None]
+            if pending:
+                _, pending = ray.wait(pending, num_returns=len(pending), timeout=0)
+            for ref in pending:
+                try:
+                    ray.cancel(ref)
+                except Exception:  # finished or gone in the meantime: nothing to cancel
+                    pass
             if started:
                 ray.shutdown()
 

@@ -1,5 +1,7 @@
+import functools
 import importlib
 import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -47,3 +49,28 @@ def site(tmp_path, monkeypatch):
     yield add
     for module in [m for m in sys.modules if m.startswith("fake_plugin")]:
         del sys.modules[module]
+
+
+ISOLATED = "IPO_ROBUST_TEST_ISOLATED"
+
+
+def in_own_process(test):
+    """Run this test in a fresh pytest process (its fixtures too) and pass or fail with it.
+
+    For tests that start and stop a Ray cluster: one start/stop per process is how the CLI uses Ray,
+    while several in one long-lived process now and then make Ray's driver exit the whole process,
+    which would take the rest of the test run with it.
+    """
+
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        if os.environ.get(ISOLATED) == "1":
+            return test(*args, **kwargs)
+        node = os.environ["PYTEST_CURRENT_TEST"].rsplit(" ", 1)[0]
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "", node],
+                                cwd=REPO, env={**os.environ, ISOLATED: "1"}, capture_output=True, text=True,
+                                timeout=600)
+        output = result.stdout[-4000:] + result.stderr[-2000:]
+        assert result.returncode == 0, f"{node} failed in its own process:\n{output}"
+
+    return wrapper

@@ -8,6 +8,7 @@ import pytest
 
 from ipo_robust import host
 from ipo_robust.errors import ConfigError
+from tests.conftest import in_own_process
 
 
 def square(x):
@@ -86,6 +87,7 @@ def test_ray_missing_says_how_to_install(monkeypatch):
         make("ray")
 
 
+@in_own_process
 def test_ray_starts_and_stops_its_own_local_cluster():
     ray = pytest.importorskip("ray")
     assert not ray.is_initialized()
@@ -95,6 +97,7 @@ def test_ray_starts_and_stops_its_own_local_cluster():
     assert not ray.is_initialized()  # it started the cluster, so it shut it down
 
 
+@in_own_process
 def test_ray_uses_an_existing_cluster_and_leaves_it_running():
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False)

@@ -17,6 +17,7 @@ from ipo_robust.checkpoint import save_agents
 from ipo_robust.cli import main
 from ipo_robust.evals.suite import SuiteError, load_suite, pending_cells, run_suite
 from ipo_robust.policies import TabularCategoricalPolicy
+from tests.conftest import in_own_process
 
 # A fake attack plugin, installed as a distribution on sys.path so that worker processes (forked,
 # spawned or Ray's) find it exactly as they find a pip-installed plugin. It counts its calls in the
@@ -220,6 +221,7 @@ def test_a_killed_suite_resumes_without_recomputing_finished_cells(tmp_path, fak
 
 
 # ------------------------------------------------------------------------------------- executors
+@in_own_process
 def test_ray_gives_the_same_results_as_local(tmp_path, fake_attack):
     pytest.importorskip("ray")
     spec = write_spec(tmp_path, executor="local", body="[suite.executor_options]\nmax_workers = 2\n")
