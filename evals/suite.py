@@ -342,17 +342,14 @@ def suite_from_dict(raw: dict, base: str | os.PathLike = ".", spec_path: str | o
             fail(f"{key}.options: {error}")
         except TypeError as error:
             fail(f"{key}.options: attack {aname!r} does not accept these options ({error})")
-        if "budgets" in entry:
-            budgets = _positive_ints(entry["budgets"], f"{key}.budgets", fail)
-        elif defaults["budgets"] is not None:
-            budgets = defaults["budgets"]
-        else:
+        budgets = _field(entry, "budgets", key, _positive_ints, defaults["budgets"], fail)
+        if budgets is None:
             fail(f"grid.budgets is missing (needed by {key}): give a list of positive integers")
         attacks.append(AttackSpec(
             name=aname, label=label, options=options, budgets=budgets,
-            seeds=_seeds(entry["seeds"], f"{key}.seeds", fail) if "seeds" in entry else defaults["seeds"],
-            seats=_seats(entry["seats"], f"{key}.seats", fail) if "seats" in entry else defaults["seats"],
-            games=_positive_int(entry["games"], f"{key}.games", fail) if "games" in entry else defaults["games"],
+            seeds=_field(entry, "seeds", key, _seeds, defaults["seeds"], fail),
+            seats=_field(entry, "seats", key, _seats, defaults["seats"], fail),
+            games=_field(entry, "games", key, _positive_int, defaults["games"], fail),
         ))
 
     sweeps = []
@@ -393,9 +390,9 @@ def suite_from_dict(raw: dict, base: str | os.PathLike = ".", spec_path: str | o
         sweeps.append(RobustnessSpec(
             label=label, victims=tuple(names), parameter=parameter, values=tuple(values), opponent=opponent,
             num_envs=_positive_int(entry.get("num_envs", DEFAULT_SWEEP_ENVS), f"{key}.num_envs", fail),
-            games=_positive_int(entry["games"], f"{key}.games", fail) if "games" in entry else defaults["games"],
-            seeds=_seeds(entry["seeds"], f"{key}.seeds", fail) if "seeds" in entry else defaults["seeds"],
-            seats=_seats(entry["seats"], f"{key}.seats", fail) if "seats" in entry else (0,),
+            games=_field(entry, "games", key, _positive_int, defaults["games"], fail),
+            seeds=_field(entry, "seeds", key, _seeds, defaults["seeds"], fail),
+            seats=_field(entry, "seats", key, _seats, (0,), fail),
         ))
 
     if not victims:
@@ -405,6 +402,11 @@ def suite_from_dict(raw: dict, base: str | os.PathLike = ".", spec_path: str | o
     return Suite(name=name, spec_path=Path(spec_path) if spec_path is not None else None, out=out,
                  executor=executor, executor_options=executor_options, victims=tuple(victims),
                  attacks=tuple(attacks), robustness=tuple(sweeps), description=description, raw=raw)
+
+
+def _field(entry: dict, field: str, key: str, parse, default, fail):
+    """The entry's own value for `field`, parsed and checked, or the grid-wide default."""
+    return parse(entry[field], f"{key}.{field}", fail) if field in entry else default
 
 
 def _checkpoint_victim(name: str, value, base: Path, key: str, fail) -> VictimSpec:
