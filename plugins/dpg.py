@@ -324,7 +324,7 @@ class IPODPG(TwoAgentOptimizer):
     def __init__(self, agents=None, critics=None, opponent_model=None, **hyperparameters):
         if isinstance(opponent_model, str) and opponent_model == "mle":
             opponent_model = deterministic_opponent_model()  # eq. (24) for mu_j: least squares
-        super().__init__(agents, opponent_model=opponent_model, **_lr_alias(hyperparameters))
+        super().__init__(agents, opponent_model=opponent_model, **_lr_alias(self.Config, hyperparameters))
         self.players: list[_PlayerView | None] = [None, None]  # per-player critics (opponent model only)
         c = self.config
         self.fixed_critics = critics is not None

@@ -119,7 +119,7 @@ class LOLA(TwoAgentOptimizer):
                                             "Foerster et al. 2018); False: the full first-order derivative")
 
     def __init__(self, agents=None, **hyperparameters):
-        super().__init__(agents, **_lr_alias(hyperparameters))
+        super().__init__(agents, **_lr_alias(self.Config, hyperparameters))
 
     def local_game(self, batch) -> LocalGame:
         """The sample local game plus grad_2 J1 and grad_1 J2 by the score-function estimator of eq. (12)

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ipo_robust.errors import ConfigError
 from ipo_robust.hookspecs import hookimpl
 from ipo_robust.hyperparameters import (
+    Hyperparameters,
     hyperparameter,
     non_negative_int_or_none,
     one_of,
@@ -27,10 +29,13 @@ class GradientConfig(CriticConfig):
     lr2: float = hyperparameter(0.1, positive, "learning rate of player 2")
 
 
-def _lr_alias(kwargs: dict) -> dict:
-    """``lr=x`` sets both players' learning rates (unless given separately)."""
+def _lr_alias(config: type[Hyperparameters], kwargs: dict) -> dict:
+    """``lr=x`` sets both players' learning rates (unless given separately); a bad ``lr`` is named as such."""
     if "lr" in kwargs:
         lr = kwargs.pop("lr")
+        allowed = positive(lr)
+        if allowed is not None:
+            raise ConfigError(f"{config.owner()}: lr (both players' learning rates) must be {allowed}, got {lr!r}")
         kwargs.setdefault("lr1", lr)
         kwargs.setdefault("lr2", lr)
     return kwargs
@@ -44,7 +49,7 @@ class SimGA(TwoAgentOptimizer):
         OWNER = "optimizer 'simga'"
 
     def __init__(self, agents=None, **hyperparameters):
-        super().__init__(agents, **_lr_alias(hyperparameters))
+        super().__init__(agents, **_lr_alias(self.Config, hyperparameters))
 
     def update(self, game: LocalGame) -> Step:
         return cgd_step(game, self.config.lr1, self.config.lr2, depth=0)
@@ -71,7 +76,7 @@ class CGD(TwoAgentOptimizer):
                                              "solver iteration cap (a float32 solve can stall short of rtol)")
 
     def __init__(self, agents=None, **hyperparameters):
-        super().__init__(agents, **_lr_alias(hyperparameters))
+        super().__init__(agents, **_lr_alias(self.Config, hyperparameters))
         self._warm_start = None
 
     def update(self, game: LocalGame) -> Step:

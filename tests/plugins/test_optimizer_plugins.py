@@ -44,6 +44,17 @@ def test_bad_hyperparameters_are_refused_with_the_field_named(name):
         factory(None, nonsense=1)
 
 
+@pytest.mark.parametrize("name", ["simga", "cgd", "lookahead", "ipo-vpg", "lola", "ipo-dpg"])
+def test_lr_sets_both_learning_rates_and_a_bad_one_is_named_lr(name):
+    factory = host.resolve("optimizer", name)
+    config = factory(None, lr=0.25).config
+    assert (config.lr1, config.lr2) == (0.25, 0.25)
+    assert factory(None, lr=0.25, lr2=0.5).config.lr2 == 0.5
+    for bad in (-1, 0, float("nan"), "0.1", True):
+        with pytest.raises(ConfigError, match=rf"optimizer '{name}': lr \(both players' learning rates\) must be"):
+            factory(None, lr=bad)
+
+
 def test_builtin_updates_match_the_update_rules():
     game, (g1, g2, D12, D21, F1, F2) = random_local_game(zero_sum=False, seed=3)
     resolve = host.resolve
