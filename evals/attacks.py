@@ -60,7 +60,17 @@ from torch.distributions import Categorical, Independent, Uniform
 
 from ipo_robust.errors import ConfigError
 from ipo_robust.evals.metrics import Outcomes
-from ipo_robust.hyperparameters import Hyperparameters, hyperparameter, one_of, positive, positive_int
+from ipo_robust.hyperparameters import (
+    Hyperparameters,
+    boolean,
+    hidden_sizes,
+    hyperparameter,
+    non_negative,
+    one_of,
+    positive,
+    positive_int,
+    unit_interval,
+)
 
 KINDS = ("exact", "lower-bound", "control")
 
@@ -326,22 +336,6 @@ def _integer(value) -> str | None:
     return None if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else "an integer"
 
 
-def _non_negative(value) -> str | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
-    return None if ok else "a finite number >= 0"
-
-
-def _unit(value) -> str | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
-    return None if ok else "a number in [0, 1]"
-
-
-def _hidden(value) -> str | None:
-    ok = isinstance(value, (tuple, list)) and all(isinstance(h, int) and not isinstance(h, bool) and h > 0
-                                                  for h in value)
-    return None if ok else "a tuple of positive ints (hidden layer widths; () for linear)"
-
-
 class Attack:
     """Base class: ``Attack(**options)`` validates the options (a :class:`ConfigError` names a bad one);
     :meth:`run` attacks one seat of a victim. Subclasses set ``name``, ``Config`` and ``_run``."""
@@ -439,17 +433,17 @@ class PPOAdversary(Attack):
         num_envs: int = hyperparameter(16, positive_int, "env copies for training and evaluation")
         steps: int = hyperparameter(64, positive_int, "steps per env copy in one PPO batch")
         lr: float = hyperparameter(1e-3, positive, "Adam learning rate of the attacker (and its critic)")
-        hidden: tuple = hyperparameter((64, 64), _hidden, "hidden widths of the attacker policy and critic")
+        hidden: tuple = hyperparameter((64, 64), hidden_sizes, "hidden widths of the attacker policy and critic")
         epochs: int = hyperparameter(4, positive_int, "PPO passes over each batch")
         minibatches: int = hyperparameter(4, positive_int, "PPO minibatches per pass")
         clip: float = hyperparameter(0.2, positive, "PPO clip range")
-        gamma: float = hyperparameter(0.99, _unit, "discount of the attacker's PPO")
-        gae_lambda: float = hyperparameter(0.95, _unit, "GAE lambda")
-        ent_coef: float = hyperparameter(0.0, _non_negative, "entropy bonus weight")
+        gamma: float = hyperparameter(0.99, unit_interval, "discount of the attacker's PPO")
+        gae_lambda: float = hyperparameter(0.95, unit_interval, "GAE lambda")
+        ent_coef: float = hyperparameter(0.0, non_negative, "entropy bonus weight")
         reference: str = hyperparameter("random", one_of("random", "none"),
                                         "baseline attacker trained against a uniformly random policy in the "
                                         "victim's seat ('random'), or none")
-        sparse: bool = hyperparameter(True, lambda v: None if isinstance(v, bool) else "true or false",
+        sparse: bool = hyperparameter(True, boolean,
                                       "switch off the env's dense shaping (set_shaping(0)): win/loss reward only")
 
     def _train(self, victim: Victim, opponent: nn.Module, seat: int, budget: int, seed: int) -> tuple:

@@ -22,6 +22,31 @@ def positive(value) -> str | None:
     return None if ok else "a finite number > 0"
 
 
+def non_negative(value) -> str | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    return None if ok else "a finite number >= 0"
+
+
+def unit_interval(value) -> str | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+    return None if ok else "a number in [0, 1]"
+
+
+def boolean(value) -> str | None:
+    return None if isinstance(value, bool) else "true or false"
+
+
+def hidden_sizes(value) -> str | None:
+    ok = isinstance(value, tuple | list) and all(isinstance(h, int) and not isinstance(h, bool) and h > 0
+                                                 for h in value)
+    return None if ok else "a tuple of positive ints (hidden layer widths; () for none)"
+
+
+def non_negative_int(value) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return None if ok else "an integer >= 0"
+
+
 def non_negative_int_or_none(value) -> str | None:
     ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
     return None if ok else "an integer >= 0, or None"

@@ -63,13 +63,16 @@ from ipo_robust.envs.continuous import bilinear_game, quadratic_game
 from ipo_robust.hookspecs import hookimpl
 from ipo_robust.hyperparameters import (
     Hyperparameters,
+    hidden_sizes,
     hyperparameter,
+    non_negative_int,
     non_negative_int_or_none,
     one_of,
     positive,
     positive_int,
     positive_int_or_none,
     positive_or_none,
+    unit_interval,
 )
 from ipo_robust.optim import LinearOperator, LocalGame, Step, cgd_step
 from ipo_robust.optim.optimizer import (
@@ -77,7 +80,6 @@ from ipo_robust.optim.optimizer import (
     bool_or_none,
     default_rtol,
     rewards_are_zero_sum,
-    unit_interval,
 )
 from ipo_robust.plugins.optimizers import _lr_alias
 from ipo_robust.policies import QCritic, _mlp
@@ -276,17 +278,6 @@ class ReplayBuffer:
 # --------------------------------------------------------------------------------------------------
 # The optimizers
 # --------------------------------------------------------------------------------------------------
-def _hidden(value) -> str | None:
-    ok = isinstance(value, tuple | list) and all(isinstance(h, int) and not isinstance(h, bool) and h > 0
-                                                 for h in value)
-    return None if ok else "a tuple of positive ints"
-
-
-def _non_negative_int(value) -> str | None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-    return None if ok else "an integer >= 0"
-
-
 class IPODPG(TwoAgentOptimizer):
     """IPO-DPG (seed sec. 4.3): CGD on the deterministic local game of eqs. (22)-(23) (module docstring)."""
 
@@ -301,8 +292,8 @@ class IPODPG(TwoAgentOptimizer):
         gamma: float = hyperparameter(0.99, unit_interval, "discount of the TD targets")
         noise: float = hyperparameter(0.1, positive, "std of the Gaussian exploration noise (set on the agents)")
         critic_lr: float = hyperparameter(1e-3, positive, "Adam learning rate of the critics")
-        critic_hidden: tuple = hyperparameter((64, 64), _hidden, "hidden widths of the tanh MLP critics")
-        critic_updates: int = hyperparameter(50, _non_negative_int, "critic TD steps per step(batch)")
+        critic_hidden: tuple = hyperparameter((64, 64), hidden_sizes, "hidden widths of the tanh MLP critics")
+        critic_updates: int = hyperparameter(50, non_negative_int, "critic TD steps per step(batch)")
         batch_size: int = hyperparameter(256, positive_int, "replay minibatch: critic TD steps and the states "
                                                               "of eqs. (22)-(23)")
         buffer_size: int = hyperparameter(100_000, positive_int, "replay buffer capacity (transitions)")

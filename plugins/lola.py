@@ -39,16 +39,12 @@ from dataclasses import dataclass
 import torch
 
 from ipo_robust.hookspecs import hookimpl
-from ipo_robust.hyperparameters import hyperparameter
+from ipo_robust.hyperparameters import boolean, hyperparameter
 from ipo_robust.optim import LocalGame, Step
 from ipo_robust.optim.optimizer import TwoAgentOptimizer
 from ipo_robust.plugins.optimizers import GradientConfig, _lr_alias
 
 CROSS_KEYS = ("grad2_J1", "grad1_J2")
-
-
-def _flag(value) -> str | None:
-    return None if isinstance(value, bool) else "true or false"
 
 
 def cross_gradients(game: LocalGame) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,7 +110,7 @@ class LOLA(TwoAgentOptimizer):
     @dataclass
     class Config(GradientConfig):
         OWNER = "optimizer 'lola'"
-        shaping_only: bool = hyperparameter(False, _flag,
+        shaping_only: bool = hyperparameter(False, boolean,
                                             "drop the look-ahead term lr2 D12 g2 (the rule as printed by "
                                             "Foerster et al. 2018); False: the full first-order derivative")
 

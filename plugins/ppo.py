@@ -34,26 +34,19 @@ from torch import nn
 
 from ipo_robust.envs.base import Box
 from ipo_robust.hookspecs import hookimpl
-from ipo_robust.hyperparameters import hyperparameter, one_of, positive
+from ipo_robust.hyperparameters import (
+    boolean,
+    hidden_sizes,
+    hyperparameter,
+    non_negative,
+    one_of,
+    positive,
+    positive_int,
+    unit_interval,
+)
 from ipo_robust.optim import LocalGame, Step
-from ipo_robust.optim.optimizer import SampleConfig, TwoAgentOptimizer, unit_interval
+from ipo_robust.optim.optimizer import SampleConfig, TwoAgentOptimizer
 from ipo_robust.policies import ValueCritic
-
-
-def positive_int(value) -> str | None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
-    return None if ok else "an integer > 0"
-
-
-def non_negative(value) -> str | None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
-    return None if ok else "a number >= 0"
-
-
-def hidden_sizes(value) -> str | None:
-    ok = isinstance(value, tuple | list) and all(isinstance(h, int) and not isinstance(h, bool) and h > 0
-                                                 for h in value)
-    return None if ok else "a tuple of positive ints (the critic's hidden layer widths)"
 
 
 def generalized_advantages(rew: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor,
@@ -106,8 +99,7 @@ class PPO(TwoAgentOptimizer):
         vf_coef: float = hyperparameter(0.5, non_negative, "weight of the critic's squared error")
         ent_coef: float = hyperparameter(0.0, non_negative, "weight of the entropy bonus")
         max_grad_norm: float = hyperparameter(0.5, positive, "global gradient-norm clip per player")
-        normalize_advantages: bool = hyperparameter(True, lambda v: None if isinstance(v, bool) else "true or false",
-                                                    "normalise advantages per minibatch")
+        normalize_advantages: bool = hyperparameter(True, boolean, "normalise advantages per minibatch")
         critic_hidden: tuple = hyperparameter((64, 64), hidden_sizes, "hidden widths of the ValueCritic")
         seed: int = hyperparameter(0, lambda v: None if isinstance(v, int) and not isinstance(v, bool)
                                    else "an integer", "seed of the critics' weights and the minibatch shuffle")

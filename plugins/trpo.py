@@ -51,7 +51,7 @@ from torch.distributions import kl_divergence
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from ipo_robust.hookspecs import hookimpl
-from ipo_robust.hyperparameters import hyperparameter, one_of, positive
+from ipo_robust.hyperparameters import hyperparameter, non_negative, non_negative_int, one_of, positive
 from ipo_robust.optim import LocalGame, Step, conjugate_gradient, natural_cgd_step
 from ipo_robust.optim.optimizer import NaturalConfig, TwoAgentOptimizer, default_rtol, rewards_are_zero_sum
 from ipo_robust.rollout import reverse_segment_cumsum, segment_cumsum
@@ -60,16 +60,6 @@ from ipo_robust.rollout import reverse_segment_cumsum, segment_cumsum
 def open_unit_interval(value) -> str | None:
     ok = isinstance(value, int | float) and not isinstance(value, bool) and 0.0 < value < 1.0
     return None if ok else "a number in (0, 1)"
-
-
-def non_negative_int(value) -> str | None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-    return None if ok else "an integer >= 0"
-
-
-def non_negative(value) -> str | None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
-    return None if ok else "a finite number >= 0"
 
 
 @dataclass

@@ -31,14 +31,10 @@ from ipo_robust.hyperparameters import (
     positive_int,
     positive_int_or_none,
     positive_or_none,
+    unit_interval,
 )
 from ipo_robust.optim.local_game import LocalGame
 from ipo_robust.optim.update import Step
-
-
-def unit_interval(value) -> str | None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value <= 1.0
-    return None if ok else "a number in [0, 1]"
 
 
 def bool_or_none(value) -> str | None:
