@@ -74,16 +74,26 @@ class ForceCommand:
         return cls(body.astype(np.int64), *arrays)
 
 
+_SMALLEST_NORMAL = float(np.finfo(np.float64).tiny)
+
+
 def clip_norm(vectors: np.ndarray, max_norm: float) -> np.ndarray:
     """``vectors`` (..., 3) scaled down where their norm exceeds ``max_norm`` (>= 0); a new array."""
     v = np.asarray(vectors, dtype=np.float64)
     if not v.any():  # all zeros (e.g. no torques): v * scale would give the same bits
         return v.copy()
+    if max_norm < _SMALLEST_NORMAL:
+        # a subnormal bound (alpha ~ 1e-323) cannot be met by rescaling: rounding there is up to half the
+        # value, so the result could land above it. Forces that small are zero in every physical sense.
+        return np.zeros_like(v)
     # hypot, not sqrt(sum of squares): the squares of tiny forces (or of tiny alpha * f_max bounds)
-    # underflow to subnormals and the norm loses its precision, so the clip could miss its bound
+    # underflow to subnormals and the norm loses its precision, so the clip could miss its bound.
+    # Over-long vectors become (v / |v|) * bound, never v * (bound / |v|): that ratio can itself be
+    # subnormal (a tiny bound, a huge action) and carry a relative error far above one ulp.
     norm = np.hypot(np.hypot(v[..., 0], v[..., 1]), v[..., 2])[..., None]
-    scale = np.minimum(1.0, max_norm / np.maximum(norm, 1e-300))
-    return v * scale
+    over = norm > max_norm
+    unit = v / np.where(over, norm, 1.0)
+    return np.where(over, unit * max_norm, v)
 
 
 def write_point_force(data: mujoco.MjData, body: int, force: np.ndarray, point: np.ndarray,

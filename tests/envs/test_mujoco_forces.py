@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import mujoco
 import numpy as np
@@ -116,6 +117,7 @@ _finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
        pert=st.sampled_from(["learned-location", "body-force"]))
 @example(alpha=1.4012495060038117e-161, action=[0.0, 0.0, 0.0, 0.0, 0.0, 1.0], pert="learned-location")
 @example(alpha=1e-200, action=[0.0, 0.0, 0.0, 1e-170, 1e-170, 0.0], pert="learned-location")
+@example(alpha=5e-324, action=[1.0, 1.0, 0.0, 0.0, 0.0, 0.0], pert="body-force")  # a subnormal bound
 def test_alpha_fmax_bound_holds_for_any_action(alpha, action, pert):
     env = _bound_env(pert)
     env.set_superpower(1, alpha)
@@ -159,6 +161,19 @@ def test_commanded_forces_are_clipped(alpha, force, torque):
 def test_clip_norm_keeps_small_vectors():
     v = np.array([[0.3, 0.4, 0.0], [30.0, 40.0, 0.0]])
     np.testing.assert_allclose(clip_norm(v, 1.0), [[0.3, 0.4, 0.0], [0.6, 0.8, 0.0]])
+
+
+@settings(max_examples=200, deadline=None)
+@given(exponent=st.floats(-330.0, 10.0), vector=st.lists(st.floats(-1e300, 1e300), min_size=3, max_size=3))
+@example(exponent=math.log10(4.594585653992961e-308), vector=[-1058.25626094, 10297.69955833, -24354.43001909])
+def test_clip_norm_meets_its_bound_at_every_scale(exponent, vector):
+    # a huge vector and a tiny bound make bound / |v| subnormal: scaling by that ratio overshot the bound
+    bound = 10.0 ** exponent
+    v = np.asarray(vector)[None]
+    clipped = clip_norm(v, bound)
+    assert np.hypot(np.hypot(*clipped[0, :2]), clipped[0, 2]) <= bound * (1 + 1e-12)
+    if np.hypot(np.hypot(*v[0, :2]), v[0, 2]) <= bound and bound >= np.finfo(np.float64).tiny:
+        np.testing.assert_array_equal(clipped, v)  # within the bound: untouched
 
 
 def test_non_holder_never_applies_forces():
