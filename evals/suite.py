@@ -53,12 +53,11 @@ import os
 import random
 import sys
 import time
+import tomllib
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import tomllib
 
 from ipo_robust import host
 from ipo_robust.atomic import atomic_write_bytes, atomic_write_text

@@ -48,9 +48,8 @@ import difflib
 import json
 import math
 import os
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 from ipo_robust.errors import ConfigError
 
