@@ -118,9 +118,18 @@ def _mlp_hidden(net: nn.Sequential) -> list[int]:
 
 def policy_spec(policy: nn.Module) -> dict:
     """A JSON description of one of the project's policies, enough to rebuild it (weights aside)."""
-    from ipo_robust.policies import CategoricalMLPPolicy, GaussianMLPPolicy, TabularCategoricalPolicy
+    from ipo_robust.policies import (
+        CategoricalMLPPolicy,
+        GaussianMLPPolicy,
+        StateDependentStdGaussianPolicy,
+        TabularCategoricalPolicy,
+    )
 
     dtype = str(next(policy.parameters()).dtype).removeprefix("torch.")
+    if isinstance(policy, StateDependentStdGaussianPolicy):
+        return {"class": "StateDependentStdGaussianPolicy", "obs_dim": policy.obs_dim, "act_dim": policy.act_dim,
+                "hidden": _mlp_hidden(policy.mean_net), "state_dependent_dims": list(policy.state_dependent_dims),
+                "log_std_min": policy.log_std_min, "log_std_max": policy.log_std_max, "dtype": dtype}
     if isinstance(policy, CategoricalMLPPolicy):
         return {"class": "CategoricalMLPPolicy", "obs_dim": policy.obs_dim, "n_actions": policy.n_actions,
                 "hidden": _mlp_hidden(policy.logits_net), "dtype": dtype}
@@ -139,7 +148,12 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.
 
 def policy_from_spec(spec: dict) -> nn.Module:
     """A freshly initialised policy of the described class and sizes (load the weights afterwards)."""
-    from ipo_robust.policies import CategoricalMLPPolicy, GaussianMLPPolicy, TabularCategoricalPolicy
+    from ipo_robust.policies import (
+        CategoricalMLPPolicy,
+        GaussianMLPPolicy,
+        StateDependentStdGaussianPolicy,
+        TabularCategoricalPolicy,
+    )
 
     try:
         kind, dtype = spec["class"], _DTYPES[spec.get("dtype", "float32")]
@@ -147,6 +161,11 @@ def policy_from_spec(spec: dict) -> nn.Module:
             policy = CategoricalMLPPolicy(int(spec["obs_dim"]), int(spec["n_actions"]), tuple(spec["hidden"]))
         elif kind == "GaussianMLPPolicy":
             policy = GaussianMLPPolicy(int(spec["obs_dim"]), int(spec["act_dim"]), tuple(spec["hidden"]))
+        elif kind == "StateDependentStdGaussianPolicy":
+            low, high = float(spec["log_std_min"]), float(spec["log_std_max"])
+            policy = StateDependentStdGaussianPolicy(  # log_std_init only has to lie inside: weights are loaded
+                int(spec["obs_dim"]), int(spec["act_dim"]), tuple(spec["state_dependent_dims"]),
+                tuple(spec["hidden"]), log_std_init=(low + high) / 2, log_std_min=low, log_std_max=high)
         elif kind == "TabularCategoricalPolicy":
             policy = TabularCategoricalPolicy(int(spec["n_actions"]), int(spec["n_states"]))
         else:

@@ -9,6 +9,11 @@ log-probabilities (*B,). Flat parameter vectors follow ``parameters_to_vector(po
   ``Independent(Normal(mean, exp(log_std)), 1)`` so log_prob sums over the action dimensions;
   actions (*B, act_dim). Unsquashed: the rollout clips actions to a bounded Box before the env sees
   them; log-probabilities refer to the unclipped sample.
+- :class:`StateDependentStdGaussianPolicy`: the same diagonal Gaussian, but the log-std of chosen action
+  dimensions is a function of the observation, a head on the mean MLP's last hidden layer squashed into
+  ``[log_std_min, log_std_max]``; the other dimensions keep a state-independent log-std parameter. The
+  superpower holder of a ``learned-location`` env gets it for its perturbation entries (seed sec. 6: the
+  agent outputs the mean vector *and* the diagonal covariance of the perturbation distribution).
 - :class:`TabularCategoricalPolicy`: logits are the parameters themselves, (n_states, n_actions). With
   ``n_states=1`` it ignores the observation (one-step matrix games: theta_i are exactly the logits);
   otherwise the observation must be a one-hot of the state (logits = obs @ table), e.g. the memory-one
@@ -24,6 +29,7 @@ one-hot encoded.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 
@@ -60,6 +66,16 @@ def _positive(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return value
+
+
+def _dimension_set(dims, act_dim: int) -> tuple[int, ...]:
+    """``dims`` as a sorted tuple of distinct action indices in [0, act_dim), at least one."""
+    dims = tuple(dims)
+    if (not dims or any(isinstance(j, bool) or not isinstance(j, numbers.Integral) or not 0 <= j < act_dim
+                        for j in dims) or len(set(dims)) != len(dims)):
+        raise ValueError(f"state_dependent_dims must be distinct action indices in [0, {act_dim}), at least "
+                         f"one, got {dims!r}")
+    return tuple(sorted(int(j) for j in dims))
 
 
 def _parameter_dtype(module: nn.Module) -> torch.dtype:
@@ -136,6 +152,84 @@ class GaussianMLPPolicy(Policy):
     def distribution(self, obs: torch.Tensor) -> Independent:
         mean = self.mean_net(self._as_obs(obs))
         return Independent(Normal(mean, self.log_std.exp().expand_as(mean)), 1)
+
+
+class StateDependentStdGaussianPolicy(Policy):
+    """Diagonal Gaussian whose log-std of the dimensions ``state_dependent_dims`` is an output of the network.
+
+    Seed sec. 6 ("each agent outputs mean vector and diagonal covariance of the perturbation distribution"):
+    the mean MLP's last hidden layer h(obs) feeds two heads, ``mean_net[-1]`` (the mean, all ``act_dim``
+    entries, exactly as in :class:`GaussianMLPPolicy`) and ``log_std_head`` (one raw output u per state-
+    dependent dimension). Each raw output is tanh-squashed into the bounds (CleanRL's
+    ``sac_continuous_action.py`` bounds its log-std head the same way)::
+
+        log_std_j(obs) = log_std_min + (log_std_max - log_std_min) * (tanh(u_j(obs)) + 1) / 2
+
+    Squashing rather than clamping keeps the log-density smooth in the parameters everywhere: a clamp would
+    leave the head zero gradient (and zero Fisher rows) once it saturates. The default bounds keep the std
+    in [exp(-5), exp(2)] = [0.0067, 7.4] (a location in m, a force in units of f_max): it can neither
+    collapse (log-densities and their gradients blowing up as std -> 0) nor grow without limit. The
+    remaining dimensions use the state-independent parameter ``log_std`` ((act_dim - k,), in increasing
+    dimension order, unbounded as in :class:`GaussianMLPPolicy`). With ``hidden=()`` both heads read the
+    observation directly.
+
+    Parameters, in ``parameters()`` order (the flat-vector convention; a module's own parameters come
+    before its submodules', as in :class:`GaussianMLPPolicy`): ``log_std``, ``mean_net`` (built first,
+    from the same random draws a :class:`GaussianMLPPolicy` of the same sizes would use), then
+    ``log_std_head``. The head's weights are ``nn.Linear``'s default draw times 0.01 and its bias is the
+    inverse squash of ``log_std_init``: the initial std is close to ``exp(log_std_init)`` (the head's raw
+    outputs vary by about 1/100 of a default layer's), yet already varies with the observation, and the
+    head's gradient is nonzero from the start.
+
+    ``distribution(obs)`` is ``Independent(Normal(mean, exp(log_std_at(obs))), 1)``: batch shape (*B,),
+    event shape (act_dim,). Every operation is an ordinary differentiable torch op, so scores, Fisher and
+    Hessian-vector products go through ``distribution(obs)`` like any policy's (the estimators' closed-form
+    ``layer-factors`` path assumes a state-independent log-std and is not used for this class; ``"auto"``
+    picks ``"double-backward"``).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, state_dependent_dims: Sequence[int],
+                 hidden: Sequence[int] = (64, 64), activation: type[nn.Module] = nn.Tanh,
+                 log_std_init: float = 0.0, log_std_min: float = -5.0, log_std_max: float = 2.0):
+        super().__init__()
+        self.obs_dim, self.act_dim = _positive(obs_dim, "obs_dim"), _positive(act_dim, "act_dim")
+        self.state_dependent_dims = _dimension_set(state_dependent_dims, act_dim)
+        self.log_std_min, self.log_std_max = float(log_std_min), float(log_std_max)
+        log_std_init = float(log_std_init)
+        if not (math.isfinite(self.log_std_min) and math.isfinite(self.log_std_max)
+                and self.log_std_min < log_std_init < self.log_std_max):
+            raise ValueError(f"log_std_min < log_std_init < log_std_max must hold with finite bounds, got "
+                             f"log_std_min={log_std_min!r}, log_std_init={log_std_init!r}, "
+                             f"log_std_max={log_std_max!r}")
+        self.free_dims = tuple(j for j in range(act_dim) if j not in self.state_dependent_dims)
+        self.mean_net = _mlp(obs_dim, act_dim, hidden, activation)
+        self.log_std = nn.Parameter(torch.full((len(self.free_dims),), log_std_init))
+        self.log_std_head = nn.Linear(self.mean_net[-1].in_features, len(self.state_dependent_dims))
+        # where each dimension sits in cat([free, state-dependent]): one gather puts them back in order
+        self._order = [(self.free_dims + self.state_dependent_dims).index(j) for j in range(act_dim)]
+        with torch.no_grad():
+            self.log_std_head.weight.mul_(0.01)
+            unit = 2.0 * (log_std_init - self.log_std_min) / (self.log_std_max - self.log_std_min) - 1.0
+            self.log_std_head.bias.fill_(math.atanh(unit))
+
+    def _heads(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean (*B, act_dim), log_std (*B, act_dim)) for obs (*B, obs_dim)."""
+        h = self._as_obs(obs)
+        for layer in list(self.mean_net)[:-1]:  # the shared trunk; each layer runs once
+            h = layer(h)
+        mean = self.mean_net[-1](h)
+        u = self.log_std_head(h)
+        state_log_std = self.log_std_min + (self.log_std_max - self.log_std_min) * (torch.tanh(u) + 1.0) / 2.0
+        free_log_std = self.log_std.expand(*mean.shape[:-1], len(self.free_dims))
+        return mean, torch.cat([free_log_std, state_log_std], dim=-1)[..., self._order]
+
+    def log_std_at(self, obs: torch.Tensor) -> torch.Tensor:
+        """The log-std of every action dimension at ``obs``: (*B, act_dim) (differentiable)."""
+        return self._heads(obs)[1]
+
+    def distribution(self, obs: torch.Tensor) -> Independent:
+        mean, log_std = self._heads(obs)
+        return Independent(Normal(mean, log_std.exp()), 1)
 
 
 class TabularCategoricalPolicy(Policy):
@@ -236,17 +330,27 @@ class QCritic(nn.Module):
 
 
 def make_policy(obs_space: Space, action_space: Space, hidden: Sequence[int] = (64, 64),
-                seed: int | None = None, dtype: torch.dtype = torch.float32) -> Policy:
+                seed: int | None = None, dtype: torch.dtype = torch.float32,
+                state_dependent_std_dims: Sequence[int] = ()) -> Policy:
     """A policy sized from the spaces: Discrete actions -> :class:`CategoricalMLPPolicy`, Box (d,)
-    actions -> :class:`GaussianMLPPolicy`. ``seed`` fixes the initial weights without touching the
-    global torch RNG; ``dtype`` is the parameter dtype (float64 for exactness tests).
+    actions -> :class:`GaussianMLPPolicy`, or :class:`StateDependentStdGaussianPolicy` when
+    ``state_dependent_std_dims`` names action dimensions whose log-std is an output of the network (empty,
+    the default: every log-std is a state-independent parameter). ``seed`` fixes the initial weights
+    without touching the global torch RNG; ``dtype`` is the parameter dtype (float64 for exactness tests).
     """
     obs_dim = _flat_dim(obs_space, "obs_space")
+    state_dependent_std_dims = tuple(state_dependent_std_dims)
+    if state_dependent_std_dims and not _is_flat_box(action_space):
+        raise ValueError(f"state_dependent_std_dims={state_dependent_std_dims!r} needs a flat Box action space "
+                         f"(a Gaussian policy), got {action_space!r}")
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
         if _is_discrete(action_space):
             policy: Policy = CategoricalMLPPolicy(obs_dim, int(action_space.n), hidden)
+        elif _is_flat_box(action_space) and state_dependent_std_dims:
+            policy = StateDependentStdGaussianPolicy(obs_dim, int(action_space.shape[0]), state_dependent_std_dims,
+                                                     hidden)
         elif _is_flat_box(action_space):
             policy = GaussianMLPPolicy(obs_dim, int(action_space.shape[0]), hidden)
         else:

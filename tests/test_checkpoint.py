@@ -20,7 +20,12 @@ from ipo_robust.checkpoint import (
     save_checkpoint,
     unflatten_state,
 )
-from ipo_robust.policies import CategoricalMLPPolicy, GaussianMLPPolicy, TabularCategoricalPolicy
+from ipo_robust.policies import (
+    CategoricalMLPPolicy,
+    GaussianMLPPolicy,
+    StateDependentStdGaussianPolicy,
+    TabularCategoricalPolicy,
+)
 
 
 def test_state_trees_round_trip_exactly():
@@ -48,7 +53,10 @@ def test_state_trees_round_trip_exactly():
 
 @pytest.mark.parametrize("policy,obs_dim", [(CategoricalMLPPolicy(4, 3, (5, 6)), 4), (GaussianMLPPolicy(4, 2, ()), 4),
                                             (TabularCategoricalPolicy(3, 2), 2),
-                                            (GaussianMLPPolicy(2, 1, (3,)).double(), 2)])
+                                            (GaussianMLPPolicy(2, 1, (3,)).double(), 2),
+                                            (StateDependentStdGaussianPolicy(3, 4, (1, 2), (5,), log_std_init=1.0,
+                                                                             log_std_min=0.5, log_std_max=3.0), 3),
+                                            (StateDependentStdGaussianPolicy(2, 2, (0, 1), ()).double(), 2)])
 def test_policy_specs_rebuild_the_same_architecture(policy, obs_dim):
     rebuilt = policy_from_spec(json.loads(json.dumps(policy_spec(policy))))
     rebuilt.load_state_dict(policy.state_dict())
@@ -73,6 +81,26 @@ def test_saved_agents_load_bit_identical_and_play_their_env(tmp_path):
             assert torch.equal(p, q)
     assert loaded.make_env(num_envs=3, seed=0).num_envs == 3
     assert load_checkpoint(path / "meta.json").path == path
+
+
+def test_a_learned_location_holder_round_trips_with_its_std_head(tmp_path):
+    options = {"perturbation": "learned-location", "holder": 1}
+    env = ipo_robust.make_env("sumo-pushers", num_envs=2, seed=0, **options)
+    agents = ipo_robust.make_agents(env, seed=0, hidden=(4,))
+    with torch.no_grad():
+        agents[1].log_std_head.weight.normal_(generator=torch.Generator().manual_seed(0))  # trained-looking
+    path = save_agents(tmp_path / "run", agents, "sumo-pushers", options)
+    loaded = load_checkpoint(path)
+    assert loaded.meta["agents"][1]["class"] == "StateDependentStdGaussianPolicy"
+    restored = loaded.load_agents()
+    assert isinstance(restored[1], StateDependentStdGaussianPolicy)
+    assert restored[1].state_dependent_dims == agents[1].state_dependent_dims
+    for original, back in zip(agents, restored, strict=True):
+        names = [n for n, _ in original.named_parameters()]
+        assert names == [n for n, _ in back.named_parameters()]
+        assert all(torch.equal(p, q) for p, q in zip(original.parameters(), back.parameters(), strict=True))
+    obs = torch.as_tensor(loaded.make_env(num_envs=2, seed=0).reset(seed=0)[1], dtype=torch.float32)
+    assert torch.equal(restored[1].log_std_at(obs), agents[1].log_std_at(obs))
 
 
 def test_old_checkpoints_are_pruned_and_latest_points_at_the_newest(tmp_path):

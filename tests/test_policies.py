@@ -11,6 +11,7 @@ from ipo_robust.policies import (
     CategoricalMLPPolicy,
     GaussianMLPPolicy,
     QCritic,
+    StateDependentStdGaussianPolicy,
     TabularCategoricalPolicy,
     ValueCritic,
     make_policy,
@@ -120,3 +121,123 @@ def test_centralised_critics_take_both_observations_and_actions():
     changed = a1.clone()
     changed[0, 0] = (a1[0, 0] + 1) % 3
     assert not torch.equal(Q(o1, o2, a1, a2)[0, 0], Q(o1, o2, changed, a2)[0, 0])
+
+
+# ---------------------------------------------------------------- state-dependent log-std (seed sec. 6)
+def _reference_distribution(policy: StateDependentStdGaussianPolicy, obs: torch.Tensor) -> Independent:
+    """Mean and std recomputed from the weights by hand (one hidden tanh layer), then torch's own Gaussian."""
+    first, mean_head, std_head = policy.mean_net[0], policy.mean_net[2], policy.log_std_head
+    h = torch.tanh(obs @ first.weight.T + first.bias)
+    mean = h @ mean_head.weight.T + mean_head.bias
+    u = h @ std_head.weight.T + std_head.bias
+    low, high = policy.log_std_min, policy.log_std_max
+    log_std = torch.empty_like(mean)
+    log_std[..., list(policy.free_dims)] = policy.log_std
+    log_std[..., list(policy.state_dependent_dims)] = low + (high - low) * (torch.tanh(u) + 1) / 2
+    return Independent(Normal(mean, log_std.exp()), 1)
+
+
+def _state_std_policy(**options) -> StateDependentStdGaussianPolicy:
+    policy = StateDependentStdGaussianPolicy(3, 4, (3, 1), hidden=(8,), **options).double()
+    with torch.no_grad():
+        policy.log_std_head.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(0))
+        policy.log_std.copy_(torch.tensor([-0.3, 0.4]))
+    return policy
+
+
+def test_state_dependent_log_std_varies_with_the_observation_within_its_bounds():
+    policy = _state_std_policy()
+    assert policy.state_dependent_dims == (1, 3) and policy.free_dims == (0, 2)
+    obs = torch.randn(200, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    log_std = policy.log_std_at(obs)
+    assert log_std.shape == (200, 4)
+    assert torch.equal(log_std[:, [0, 2]], policy.log_std.expand(200, 2))  # state-independent dims
+    assert (log_std[:, [1, 3]].std(0) > 0.1).all()  # state-dependent dims
+    assert ((log_std >= -5.0) & (log_std <= 2.0)).all()
+    huge = policy.log_std_at(1e6 * obs)  # saturated head: still inside the bounds, never beyond
+    assert ((huge[:, [1, 3]] >= -5.0) & (huge[:, [1, 3]] <= 2.0)).all() and torch.isfinite(huge).all()
+    fresh = StateDependentStdGaussianPolicy(3, 4, (3, 1), hidden=(8,), log_std_init=-0.5)
+    initial = fresh.log_std_at(obs.float())
+    assert (initial[:, [1, 3]].std(0) > 0).all()  # the default init already depends on the observation
+    torch.testing.assert_close(initial, torch.full_like(initial, -0.5), rtol=0, atol=0.1)
+    torch.testing.assert_close(fresh.log_std.detach(), torch.full((2,), -0.5))
+
+
+def test_state_dependent_log_probs_and_entropy_match_an_independent_gaussian():
+    policy = _state_std_policy(log_std_min=-4.0, log_std_max=1.5)
+    obs = torch.randn(5, 7, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    dist = policy.distribution(obs)
+    assert isinstance(dist, Independent) and dist.batch_shape == (5, 7) and dist.event_shape == (4,)
+    actions = policy.act(obs, generator=torch.Generator().manual_seed(3))
+    reference = _reference_distribution(policy, obs)
+    torch.testing.assert_close(dist.log_prob(actions), reference.log_prob(actions))
+    torch.testing.assert_close(dist.entropy(), reference.entropy())
+    torch.testing.assert_close(dist.base_dist.scale, reference.base_dist.scale)
+    # seeded samples are mean + std * eps with eps drawn from the generator, as for the plain Gaussian
+    eps = torch.randn(5, 7, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    torch.testing.assert_close(actions, reference.base_dist.loc + reference.base_dist.scale * eps)
+
+
+def test_log_prob_gradients_reach_the_std_head_and_the_estimators_agree():
+    from torch.nn.utils import parameters_to_vector
+
+    from ipo_robust.optim.estimators import auto_method, make_scores
+
+    policy = _state_std_policy()
+    obs = torch.randn(6, 4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    actions = policy.act(obs, generator=torch.Generator().manual_seed(5))
+    policy.distribution(obs).log_prob(actions).mean().backward()
+    names = [name for name, _ in policy.named_parameters()]
+    assert names == ["log_std", "mean_net.0.weight", "mean_net.0.bias", "mean_net.2.weight", "mean_net.2.bias",
+                     "log_std_head.weight", "log_std_head.bias"]
+    for name, p in policy.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 1e-6, name
+    # Hessian-vector products go through distribution(obs): every exact score method gives the same numbers
+    p = parameters_to_vector(policy.parameters()).numel()
+    v = torch.randn(p, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    c = torch.randn(6, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    assert auto_method(policy) == "double-backward"  # layer-factors assumes a state-independent log-std
+    reference = make_scores(policy, obs, actions, "forward-mode")
+    for method in ("double-backward", "factors", "surrogate"):
+        scores = make_scores(policy, obs, actions, method)
+        torch.testing.assert_close(scores.jvp(v), reference.jvp(v))
+        torch.testing.assert_close(scores.vjp(c), reference.vjp(c))
+    head = slice(p - policy.log_std_head.weight.numel() - policy.log_std_head.bias.numel(), p)
+    assert reference.vjp(c)[head].abs().sum() > 1e-6
+
+
+def test_state_dependent_std_rejects_bad_dimensions_and_bounds():
+    with pytest.raises(ValueError, match=r"state_dependent_dims must be distinct action indices in \[0, 4\)"):
+        StateDependentStdGaussianPolicy(3, 4, (4,))
+    with pytest.raises(ValueError, match="state_dependent_dims"):
+        StateDependentStdGaussianPolicy(3, 4, (1, 1))
+    with pytest.raises(ValueError, match="state_dependent_dims"):
+        StateDependentStdGaussianPolicy(3, 4, ())
+    with pytest.raises(ValueError, match="log_std_init=3.0"):
+        StateDependentStdGaussianPolicy(3, 4, (0,), log_std_init=3.0)
+    with pytest.raises(ValueError, match="log_std_min"):
+        StateDependentStdGaussianPolicy(3, 4, (0,), log_std_min=1.0, log_std_max=-1.0)
+    with pytest.raises(ValueError, match="needs a flat Box action space"):
+        make_policy(Box(-1.0, 1.0, shape=(3,)), Discrete(2), state_dependent_std_dims=(0,))
+
+
+def test_all_dimensions_state_dependent_and_a_linear_policy():
+    policy = StateDependentStdGaussianPolicy(2, 3, range(3), hidden=())
+    assert policy.log_std.shape == (0,) and policy.log_std_head.in_features == 2
+    obs = torch.randn(4, 2, generator=torch.Generator().manual_seed(8))
+    dist = policy.distribution(obs)
+    assert dist.base_dist.scale.shape == (4, 3) and policy.act(obs).shape == (4, 3)
+
+
+def test_make_policy_without_state_dependent_dims_is_the_plain_gaussian_bit_for_bit():
+    obs, act = Box(-1.0, 1.0, shape=(5,)), Box(-1.0, 1.0, shape=(4,))
+    torch.manual_seed(11)
+    plain = GaussianMLPPolicy(5, 4, (16, 16))  # what make_policy(seed=11) built before issue 13
+    made = make_policy(obs, act, hidden=(16, 16), seed=11)
+    assert type(made) is GaussianMLPPolicy
+    assert [n for n, _ in made.named_parameters()] == [n for n, _ in plain.named_parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(made.parameters(), plain.parameters(), strict=True))
+    state = make_policy(obs, act, hidden=(16, 16), seed=11, state_dependent_std_dims=(2, 3))
+    assert isinstance(state, StateDependentStdGaussianPolicy)
+    for a, b in zip(state.mean_net.parameters(), plain.mean_net.parameters(), strict=True):
+        assert torch.equal(a, b)  # the mean network comes from the same draws

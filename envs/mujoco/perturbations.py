@@ -20,6 +20,12 @@ Hooks (all optional; the env calls them, always with its seeded ``rng``):
 - ``on_reset(env, rows, rng)``: per-episode model changes (set ``changes_model = True`` so the env keeps
   one ``MjModel`` per copy).
 
+A perturbation with ``state_dependent_std = True`` asks for holders whose policy outputs the covariance
+of its entries, not only their mean: ``ipo_robust.make_agents`` then gives each agent that may hold the
+superpower a :class:`~ipo_robust.policies.StateDependentStdGaussianPolicy` whose log-std of the
+perturbation entries is a function of the observation (seed sec. 6); its own actuator entries keep a
+state-independent log-std. ``learned-location`` asks for it; the others keep the plain Gaussian.
+
 Built-ins (registered by ``ipo_robust.plugins.mujoco``): ``none``, ``body-force``,
 ``learned-location``, ``dynamics``, ``action-noise``, ``observation-noise``.
 """
@@ -42,6 +48,7 @@ class Perturbation:
 
     name = "none"
     changes_model = False
+    state_dependent_std = False  # True: the holder's policy outputs this action's log-std (module docstring)
 
     @property
     def action_space(self) -> Box:
@@ -180,11 +187,15 @@ class LearnedLocation(Perturbation):
     the force is applied at the nearest point of that body's geoms (the point itself when inside), so a
     far-away sample never makes a long lever arm. ``(fx, fy, fz)`` is the force in units of ``f_max``
     (world frame): direction = its direction, magnitude = ``f_max * |f|``, clipped to ``alpha * f_max``.
-    Since the action is the policy's Gaussian sample, its log-prob is the policy's (mean and diagonal
-    covariance are the policy's outputs).
+    Since the action is the policy's Gaussian sample, its log-prob is the policy's. Mean and diagonal
+    covariance of the six entries are both outputs of the holder's network, functions of its observation
+    (seed sec. 6): ``state_dependent_std = True``, so ``make_agents`` builds the holder as a
+    :class:`~ipo_robust.policies.StateDependentStdGaussianPolicy` (``state_dependent_std=False`` there
+    restores a state-independent log-std).
     """
 
     name = "learned-location"
+    state_dependent_std = True
 
     def __init__(self, location_scale: float = 1.0):
         self.location_scale = float(location_scale)

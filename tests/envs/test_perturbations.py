@@ -13,6 +13,7 @@ from torch.distributions import Normal
 import ipo_robust
 from ipo_robust import host
 from ipo_robust.envs.mujoco.perturbations import LearnedLocation, Perturbation, nearest_body
+from ipo_robust.policies import GaussianMLPPolicy, StateDependentStdGaussianPolicy
 
 NAMES = ["none", "body-force", "learned-location", "dynamics", "action-noise", "observation-noise"]
 
@@ -43,11 +44,17 @@ def test_each_perturbation_is_seeded_deterministic(name):
 
 
 def _policy_and_env(num_envs):
+    """A learned-location holder whose perturbation log-std is centred on (-1, -0.5, -2) for the location,
+    0 for the force, and varies with the observation (a strong head)."""
     env = ipo_robust.make_env("sumo-pushers", num_envs=num_envs, seed=0, perturbation="learned-location",
                               holder=1, alpha=1.0)
     _, holder_policy = ipo_robust.make_agents(env, seed=0, hidden=(8,))
+    low, high = holder_policy.log_std_min, holder_policy.log_std_max
+    centre = torch.tensor([-1.0, -0.5, -2.0, 0.0, 0.0, 0.0])
     with torch.no_grad():
-        holder_policy.log_std.copy_(torch.tensor([0.0, 0.0, -1.0, -0.5, -2.0, 0.0, 0.0, 0.0]))
+        holder_policy.log_std.zero_()  # the pusher's own two motors
+        holder_policy.log_std_head.bias.copy_(torch.atanh(2 * (centre - low) / (high - low) - 1))
+        holder_policy.log_std_head.weight.mul_(30.0)
     return env, holder_policy
 
 
@@ -69,6 +76,7 @@ def test_learned_location_points_follow_the_policy_gaussian():
     local = np.einsum("nji,nj->ni", xmat, points - xpos)  # back into the victim's root frame
     mean = dist.base_dist.loc[:, 2:5].double().numpy()
     std = dist.base_dist.scale[:, 2:5].double().numpy()
+    assert (std.std(0) > 0.002 * std.mean(0)).all()  # each point has its own spread: the std depends on the state
     z = (local - mean) / std
     assert np.abs(z.mean(0)).max() < 4 / np.sqrt(n)
     np.testing.assert_allclose(z.var(0), 1.0, atol=0.1)
@@ -80,11 +88,37 @@ def test_learned_location_logprob_is_the_policy_gaussian():
     agents = (ipo_robust.make_agents(env, seed=1, hidden=(8,))[0], policy)
     batch = ipo_robust.collect(env, agents, steps=3, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        mean = policy.mean_net(batch.obs2)
-        reference = Normal(mean, policy.log_std.exp()).log_prob(batch.act2).sum(-1)
-        loc_part = Normal(mean[..., 2:5], policy.log_std.exp()[2:5]).log_prob(batch.act2[..., 2:5]).sum(-1)
+        mean, std = policy.mean_net(batch.obs2), policy.log_std_at(batch.obs2).exp()
+        reference = Normal(mean, std).log_prob(batch.act2).sum(-1)
+        loc_part = Normal(mean[..., 2:5], std[..., 2:5]).log_prob(batch.act2[..., 2:5]).sum(-1)
     torch.testing.assert_close(batch.logp2, reference)
     assert torch.isfinite(loc_part).all()  # the location's log-density is a summand of the policy's
+
+
+def test_a_learned_location_holder_outputs_the_covariance_of_its_perturbation():
+    env = ipo_robust.make_env("sumo-pushers", num_envs=4, seed=0, perturbation="learned-location", holder=1)
+    victim, holder = ipo_robust.make_agents(env, seed=0, hidden=(8,))
+    assert type(victim) is GaussianMLPPolicy and victim.log_std.shape == (2,)
+    assert isinstance(holder, StateDependentStdGaussianPolicy)
+    assert holder.state_dependent_dims == (2, 3, 4, 5, 6, 7) and holder.free_dims == (0, 1)  # [x y z fx fy fz]
+    obs = torch.as_tensor(env.reset(seed=0)[1], dtype=torch.float32)
+    obs = torch.cat([obs, obs + torch.linspace(-1.0, 1.0, obs.shape[-1])])
+    log_std = holder.log_std_at(obs)
+    assert (log_std[:, 2:].std(0) > 0).all() and (log_std[:, :2] == holder.log_std).all()
+    plain = ipo_robust.make_agents(env, seed=0, hidden=(8,), state_dependent_std=False)
+    assert all(type(p) is GaussianMLPPolicy for p in plain) and plain[1].log_std.shape == (8,)
+    both = ipo_robust.make_env("sumo-pushers", num_envs=1, seed=0, perturbation="learned-location", holder="both")
+    assert all(isinstance(p, StateDependentStdGaussianPolicy) for p in ipo_robust.make_agents(both, seed=0))
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "learned-location"])
+def test_other_perturbations_keep_the_plain_gaussian_bit_for_bit(name):
+    env = ipo_robust.make_env("sumo-pushers", num_envs=1, seed=0, perturbation=name, holder=1)
+    default = ipo_robust.make_agents(env, seed=3, hidden=(8,))
+    plain = ipo_robust.make_agents(env, seed=3, hidden=(8,), state_dependent_std=False)
+    for a, b in zip(default, plain, strict=True):
+        assert type(a) is GaussianMLPPolicy and type(b) is GaussianMLPPolicy
+        assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
 
 
 _BODIES = """
