@@ -74,9 +74,9 @@ import torch
 from torch import nn
 from torch.distributions import Distribution, kl_divergence
 
+from ipo_robust.batch import Batch, reverse_segment_cumsum, segment_cumsum
 from ipo_robust.optim.local_game import LocalGame
 from ipo_robust.optim.operators import LinearOperator
-from ipo_robust.rollout import Batch, reverse_segment_cumsum, segment_cumsum
 
 ESTIMATORS = ("mc", "critic")
 METHODS = ("auto", "forward-mode", "double-backward", "factors", "surrogate", "layer-factors")
