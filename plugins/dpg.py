@@ -75,6 +75,7 @@ from ipo_robust.hyperparameters import (
     unit_interval,
 )
 from ipo_robust.optim import LinearOperator, LocalGame, Step, cgd_step
+from ipo_robust.optim.jacobians import PolicyJacobian
 from ipo_robust.optim.optimizer import (
     TwoAgentOptimizer,
     bool_or_none,
@@ -150,43 +151,6 @@ def make_deterministic_agents(env, seed: int | None = None, hidden: Sequence[int
 # --------------------------------------------------------------------------------------------------
 # Products with J_mu (d x p per state) and the local game of eqs. (22)-(23)
 # --------------------------------------------------------------------------------------------------
-class PolicyJacobian:
-    """J_mu on a batch of states, through products: ``vjp(u)``: u (B, d) -> sum_b J_mu(s_b)^T u_b (p,);
-    ``jvp(v)``: v (p,) -> (B, d), J_mu(s_b) v (double-VJP trick: the linear map u -> J^T u is built once)."""
-
-    def __init__(self, policy: nn.Module, obs: torch.Tensor):
-        self.params = [p for p in policy.parameters()]
-        if not self.params:
-            raise ValueError(f"{type(policy).__name__} has no parameters to differentiate")
-        self.dtype = self.params[0].dtype
-        self.p = sum(p.numel() for p in self.params)
-        with torch.enable_grad():
-            self.action = policy.mu(obs.to(self.dtype))  # (B, d) with its graph to theta
-        self._z = None
-        self._Jt_z = None
-
-    def vjp(self, u: torch.Tensor) -> torch.Tensor:
-        grads = torch.autograd.grad(self.action, self.params, grad_outputs=u.to(self.dtype), retain_graph=True,
-                                    allow_unused=True)
-        return torch.cat([torch.zeros(p.numel(), dtype=self.dtype) if g is None else g.reshape(-1)
-                          for g, p in zip(grads, self.params, strict=True)])
-
-    def jvp(self, v: torch.Tensor) -> torch.Tensor:
-        if self._z is None:
-            with torch.enable_grad():
-                self._z = torch.zeros_like(self.action, requires_grad=True)
-                self._Jt_z = torch.autograd.grad(self.action, self.params, grad_outputs=self._z, create_graph=True,
-                                                 allow_unused=True)
-        tangents = torch.split(v.detach().to(self.dtype), [p.numel() for p in self.params])
-        pairs = [(g, t.view_as(p)) for g, t, p in zip(self._Jt_z, tangents, self.params, strict=True)
-                 if g is not None and g.requires_grad]
-        if not pairs:
-            return torch.zeros_like(self.action).detach()
-        (w,) = torch.autograd.grad([g for g, _ in pairs], self._z, grad_outputs=[t for _, t in pairs],
-                                   retain_graph=True, allow_unused=True)
-        return torch.zeros_like(self.action).detach() if w is None else w.detach()
-
-
 class NegatedCritic(nn.Module):
     """Q2 = -Q1 (zero-sum games: one critic for both players)."""
 
