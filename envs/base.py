@@ -24,6 +24,13 @@ Lifecycle (who calls what, with which random state):
   episode was cut by a time limit (``max_episode_steps``) of a game that would have gone on, so a critic
   should bootstrap from ``final_obs``.
 
+Facts about the observations, for evaluations that need them:
+
+- ``opponent_observation_indices(agent)``: the entries of ``agent``'s observation (indices into its last
+  axis) that describe the opponent, or None when the env does not single them out (the default). The
+  ``masked-victim`` control (:mod:`ipo_robust.evals.attacks`) freezes those entries so that a victim
+  cannot see its opponent move; for None it freezes the whole observation.
+
 Subclasses implement two hooks on whole batches, :meth:`TwoAgentEnv._reset_envs` and
 :meth:`TwoAgentEnv._step_envs`; validation, time limits and auto-reset live here once.
 """
@@ -288,6 +295,13 @@ class TwoAgentEnv:
             obs[1][done] = reset2
             self.elapsed_steps[done] = 0
         return StepResult(obs, rewards, terminated, truncated, info)
+
+    def opponent_observation_indices(self, agent: int) -> tuple[int, ...] | None:
+        """The entries of ``agent``'s observation (0 or 1) that describe its opponent, or None when this
+        env does not single them out (the default; envs that know override it, e.g. the sumo games)."""
+        if isinstance(agent, bool) or agent not in (0, 1):
+            raise ValueError(f"agent must be 0 or 1, got {agent!r}")
+        return None
 
     def close(self) -> None:
         """Release resources (nothing by default)."""

@@ -19,7 +19,7 @@ The attack depends on the environment's family (:func:`env_family`):
 Per optimizer x seed the exploitability is the mean over the two seats; the leaderboard holds, per
 optimizer, its mean over seeds and a two-sided 95 % Student-t interval
 ``mean +- t_{0.975, n-1} s / sqrt(n)`` (s the sample standard deviation over the n seeds; no interval
-for a single seed), sorted best (least exploitable) first.
+for a single seed), sorted best (least exploitable) first (:mod:`ipo_robust.evals.leaderboard`).
 
 Resumable: a finished work item is written atomically to ``OUT/items/<optimizer>-s<seed>.json`` and
 skipped on a re-run with the same settings; a run whose training was interrupted resumes from its
@@ -33,7 +33,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -42,10 +41,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ipo_robust import host
+from ipo_robust import host, make_env
 from ipo_robust.atomic import atomic_write_text
+from ipo_robust.config import SCHEMA, apply_overrides, validate
+from ipo_robust.envs.matrix import IteratedMatrixGameEnv, MatrixGameEnv
 from ipo_robust.errors import ConfigError
+from ipo_robust.evals.attacks import Victim
+from ipo_robust.evals.leaderboard import INTERVAL, leaderboard, leaderboard_rows, per_seed, t_interval
+from ipo_robust.evals.report import write_compare_report
+from ipo_robust.evals.robustness import sweep
 from ipo_robust.optim import ConvergenceWarning
+from ipo_robust.overrides import split_item
+from ipo_robust.train import run_training
+
+__all__ = ["ATTACK_OPTIONS", "CURVE_COLUMNS", "ENV_DEFAULTS", "FAMILIES", "INTERVAL", "MANAGED_KEYS",
+           "OPTIMIZER_DEFAULTS", "CompareResult", "CompareSpec", "assemble", "env_family", "leaderboard",
+           "leaderboard_rows", "load_item", "make_spec", "pending", "per_seed", "run_compare", "run_item",
+           "split_overrides", "t_interval", "write_tables"]
 
 FAMILIES = ("matrix", "iterated", "mujoco", "other")
 
@@ -84,19 +96,17 @@ ATTACK_OPTIONS: dict[str, dict] = {"mujoco": {"num_envs": 16, "steps": 128}, "ot
 #: config keys compare sets itself (per work item); ``--set`` may not change them
 MANAGED_KEYS = ("run.seed", "run.out", "optimizer.name")
 
-INTERVAL = "95% Student-t interval over seeds"
+SET_USAGE = "OPTIMIZER.KEY=VALUE or SECTION.KEY=VALUE (e.g. ppo.lr=3e-4, env.num_envs=32)"
 
 
 # -------------------------------------------------------------------------------------------- spec
 def env_family(env) -> str:
     """``matrix``, ``iterated``, ``mujoco`` or ``other`` for a built env (decides attack and sweep)."""
-    from ipo_robust.envs.matrix import IteratedMatrixGameEnv, MatrixGameEnv
-
     if isinstance(env, IteratedMatrixGameEnv):
         return "iterated"
     if isinstance(env, MatrixGameEnv):
         return "matrix"
-    try:
+    try:  # mujoco is optional (its plugin may fail to load), so it is imported here, guarded
         from ipo_robust.envs.mujoco.base import MujocoTwoAgentEnv
     except ImportError:  # MuJoCo not installed: nothing can be a MuJoCo env
         return "other"
@@ -176,30 +186,21 @@ def split_overrides(items, optimizers: list[str]) -> tuple[dict[str, dict], list
 
     ``OPT.KEY=VALUE`` with OPT one of ``optimizers`` sets that optimizer's hyperparameter KEY
     (``ppo.lr=3e-4``); ``SECTION.KEY=VALUE`` with SECTION a config section applies to every
-    optimizer's config (``env.num_envs=32``, ``optimizer.options.gamma=0.95``).
+    optimizer's config (``env.num_envs=32``, ``optimizer.options.gamma=0.95``). Values follow
+    :func:`ipo_robust.overrides.parse_value`.
     """
-    from ipo_robust.config import SCHEMA
-
     per_optimizer: dict[str, dict] = {}
     shared: list[str] = []
     for item in items:
-        key, sep, _ = item.partition("=")
-        owner = key.split(".", 1)[0].strip()
-        if not sep or "." not in key:
-            raise ConfigError(f"--set expects OPTIMIZER.KEY=VALUE or SECTION.KEY=VALUE (e.g. ppo.lr=3e-4, "
-                              f"env.num_envs=32), got {item!r}")
+        parts, value = split_item(item, SET_USAGE, min_depth=2)
+        owner, key = parts[0], ".".join(parts)
         if owner in optimizers:
-            field_name, raw = key.split(".", 1)[1].strip(), item.partition("=")[2]
-            if not field_name or "." in field_name:
+            if len(parts) != 2:
                 raise ConfigError(f"--set {item!r}: expected {owner}.KEY=VALUE with KEY one hyperparameter")
-            try:
-                value = json.loads(raw)
-            except json.JSONDecodeError:
-                value = raw
-            per_optimizer.setdefault(owner, {})[field_name] = value
+            per_optimizer.setdefault(owner, {})[parts[1]] = value
         elif owner in SCHEMA:
-            if key.strip() in MANAGED_KEYS:
-                raise ConfigError(f"--set {item!r}: compare sets {key.strip()} itself (use --seeds and --out)")
+            if key in MANAGED_KEYS:
+                raise ConfigError(f"--set {item!r}: compare sets {key} itself (use --seeds and --out)")
             shared.append(item)
         else:
             raise ConfigError(f"--set {item!r}: {owner!r} is neither an optimizer in --optimizers "
@@ -215,9 +216,6 @@ def make_spec(env: str, optimizers: list[str], seeds: int = 3, updates: int | No
     """Validate everything a comparison needs, before any work: names (env, optimizers, attack,
     executor), the ``--set`` overrides and every optimizer's full training config. Raises
     :class:`~ipo_robust.errors.ConfigError` / :class:`~ipo_robust.errors.UnknownNameError`."""
-    from ipo_robust import make_env
-    from ipo_robust.config import apply_overrides, validate
-
     optimizers = [name.strip() for name in optimizers if name and name.strip()]
     if not optimizers:
         raise ConfigError("--optimizers is empty: give at least one optimizer name")
@@ -285,9 +283,6 @@ CURVE_COLUMNS = ("update", "env_steps", "train/return1", "train/return2", "train
 def run_item(item: dict) -> dict:
     """Train, attack both seats and sweep one optimizer x seed; writes ``item["path"]`` atomically and
     returns what it wrote. A top-level function so that process pools and Ray can pickle it."""
-    from ipo_robust.evals.attacks import Victim
-    from ipo_robust.train import run_training
-
     began = time.perf_counter()
     run_dir = Path(item["run_dir"])
     resume = (run_dir / "latest").exists()
@@ -313,8 +308,6 @@ def run_item(item: dict) -> dict:
         rows.append(row)
     robustness = []
     if item["robustness_points"] > 0:
-        from ipo_robust.evals.robustness import sweep
-
         values = np.linspace(0.5, 1.5, item["robustness_points"])
         for seat in (0, 1):
             try:
@@ -352,50 +345,6 @@ def load_item(item: dict) -> dict | None:
         raise ConfigError(f"{str(path)!r} holds a result computed with different settings (another budget, "
                           "seed set or hyperparameters): choose another --out, or delete that directory")
     return record
-
-
-# ------------------------------------------------------------------------------------- statistics
-def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high): the two-sided Student-t interval of the mean; low = high = NaN for n < 2."""
-    from scipy.stats import t as student_t
-
-    x = np.asarray([v for v in values if v == v], dtype=np.float64)
-    if x.size == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, math.nan, math.nan
-    half = float(student_t.ppf(0.5 + confidence / 2, x.size - 1)) * float(x.std(ddof=1)) / math.sqrt(x.size)
-    return mean, mean - half, mean + half
-
-
-def per_seed(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per optimizer x seed: exploitability = the mean over the two seats."""
-    grouped = results.groupby(["optimizer", "seed"], sort=False)
-    table = grouped.agg(exploitability=("exploitability", "mean"), train_seconds=("train_seconds", "first"),
-                        env_steps=("env_steps", "first"), bound=("bound", "first")).reset_index()
-    return table
-
-
-def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
-    """Per optimizer: seeds, mean exploitability over seeds, its 95 % t-interval, per-seat means;
-    sorted best (lowest mean) first."""
-    seeds = per_seed(results)
-    rows = []
-    for name, group in seeds.groupby("optimizer", sort=False):
-        mean, low, high = t_interval(group["exploitability"])
-        seats = results[results["optimizer"] == name].groupby("seat")["exploitability"].mean()
-        rows.append({"optimizer": name, "seeds": int(len(group)), "exploitability": mean, "low": low, "high": high,
-                     "std": float(group["exploitability"].std(ddof=1)) if len(group) > 1 else math.nan,
-                     "seat0": float(seats.get(0, math.nan)), "seat1": float(seats.get(1, math.nan)),
-                     "bound": str(group["bound"].iloc[0]), "interval": INTERVAL,
-                     "env_steps": int(group["env_steps"].iloc[0]),
-                     "train_seconds": float(group["train_seconds"].mean())})
-    board = pd.DataFrame(rows)
-    if len(board):
-        board = board.sort_values("exploitability", na_position="last", kind="stable").reset_index(drop=True)
-        board.insert(0, "rank", np.arange(1, len(board) + 1))
-    return board
 
 
 # --------------------------------------------------------------------------------------- the run
@@ -455,8 +404,6 @@ def run_compare(spec: CompareSpec, progress: bool = True, executor=None, report:
                       seconds=time.perf_counter() - began)
     result.files = write_tables(result)
     if report:
-        from ipo_robust.evals.report import write_compare_report
-
         result.files += write_compare_report(result)
     return result
 
@@ -478,15 +425,3 @@ def write_tables(result: CompareResult) -> list[Path]:
     if len(result.robustness):
         files.append(atomic_write_text(out / "robustness.csv", result.robustness.to_csv(index=False)))
     return files
-
-
-def leaderboard_rows(board: pd.DataFrame) -> list[tuple[str, ...]]:
-    """The leaderboard as printable rows (header first); lower bounds say so in the header."""
-    bound = str(board["bound"].iloc[0]) if len(board) else "exact"
-    header = "EXPLOITABILITY" + (" (LOWER BOUND)" if bound == "lower bound" else " (EXACT)")
-    rows = [("RANK", "OPTIMIZER", "SEEDS", header, "95% T-INTERVAL", "SEAT 0", "SEAT 1", "TRAIN S")]
-    for row in board.itertuples():
-        interval = "n/a (1 seed)" if row.seeds < 2 else f"[{row.low:.3g}, {row.high:.3g}]"
-        rows.append((str(row.rank), row.optimizer, str(row.seeds), f"{row.exploitability:.3g}", interval,
-                     f"{row.seat0:.3g}", f"{row.seat1:.3g}", f"{row.train_seconds:.1f}"))
-    return rows

@@ -2,6 +2,10 @@
 as a self-contained HTML page (``report.html``, images embedded as data URIs, no external files), plus
 the matplotlib plots (PNG, Agg backend) they show.
 
+A report reads a comparison's result by its attributes (``spec``, ``results``, ``leaderboard``, ...)
+and its statistics from :mod:`ipo_robust.evals.leaderboard`; it never imports
+:mod:`ipo_robust.evals.compare`, which imports it.
+
 ::
 
     report = Report("Comparison on sumo-pushers")
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import math
 import re
 from dataclasses import dataclass
@@ -21,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ipo_robust.atomic import atomic_write_text
+from ipo_robust.atomic import atomic_write_bytes, atomic_write_text
+from ipo_robust.evals.leaderboard import INTERVAL, per_seed
 
 LOWER_BOUND_NOTE = (
     "**How to read a lower bound.** A trained attacker (`ppo-adversary`) only shows what *one* attacker "
@@ -169,10 +175,6 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
-    import io
-
-    from ipo_robust.atomic import atomic_write_bytes
-
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png", dpi=110)
@@ -270,8 +272,6 @@ def _hyperparameters(spec) -> pd.DataFrame:
 def compare_section(report: Report, result, image_dir: str | Path, prefix: str = "", level: int = 2) -> list[Path]:
     """Add the blocks of one comparison (:class:`ipo_robust.evals.compare.CompareResult`) to ``report``;
     plots go to ``image_dir`` named ``<prefix>exploitability.png`` etc. Returns the plot paths."""
-    from ipo_robust.evals.compare import INTERVAL, per_seed
-
     spec, board = result.spec, result.leaderboard
     image_dir = Path(image_dir)
     config = next(iter(spec.configs.values()))

@@ -55,6 +55,7 @@ def apply_dynamics_scale(env, seat: int, parameter: str, scale: float) -> None:
     copy and for the nominal model (so a perturbation that restores the nominal values keeps the scale).
     Scales compose: a second call multiplies the values the first one left (use a fresh env per grid
     point, as :func:`sweep` does). Call before ``env.reset``."""
+    # mujoco is optional (its plugin may fail to load): only dynamics sweeps need it, so it loads here
     import mujoco
 
     from ipo_robust.envs.mujoco.perturbations import scale_dynamics

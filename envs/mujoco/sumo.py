@@ -13,7 +13,8 @@ Rewards (zero-sum, r2 = -r1), per step, for agent i against agent j:
   with ``env.set_shaping(weight)`` towards 0; with weight 0 only wins and losses count.
 
 Observations (agent i, world frame, ring centre at the origin): its own root state, the opponent's root
-state and both distances to the ring edge (see each env's ``_observe``). Random initial states: each
+state and both distances to the ring edge (see each env's ``_observe``); the entries that describe the
+opponent are ``opponent_observation_indices(agent)`` (the env protocol). Random initial states: each
 agent starts at its side (x = -/+ ``start_distance``) with uniform noise from ``self.rng``.
 """
 
@@ -30,6 +31,9 @@ class SumoEnv(MujocoTwoAgentEnv):
     """Shared reward and shaping of the sumo games (subclasses give the model and observations)."""
 
     ring_radius = 1.0
+    opponent_observation: tuple[int, ...] = ()
+    """The entries of either agent's observation that describe its opponent (each game's own layout;
+    the layout is the same for both agents, own state first)."""
 
     def __init__(self, *args, shaping: float = 0.0, **kwargs):
         self.shaping = 0.0
@@ -37,6 +41,11 @@ class SumoEnv(MujocoTwoAgentEnv):
         super().__init__(*args, **kwargs)
         self._root_qpos = tuple(int(self.model.jnt_qposadr[self.model.body_jntadr[b[0]]]) for b in self.body_ids)
         self._root_bodies = [int(self.body_ids[0][0]), int(self.body_ids[1][0])]
+
+    def opponent_observation_indices(self, agent: int) -> tuple[int, ...]:
+        """:attr:`opponent_observation`, for either agent (the env protocol, :mod:`ipo_robust.envs.base`)."""
+        super().opponent_observation_indices(agent)  # checks agent
+        return self.opponent_observation
 
     def set_shaping(self, weight: float) -> None:
         """Weight of the dense shaping term (>= 0; anneal it to 0 over training)."""
@@ -90,6 +99,7 @@ class SumoPushersEnv(SumoEnv):
     """
 
     rarl_force_bodies = ([("p0", "xy")], [("p1", "xy")])
+    opponent_observation = (*range(7, 14), 15)  # the opponent's x, y, cos, sin, vx, vy, yaw rate; its edge distance
 
     def __init__(self, num_envs: int = 1, seed: int | None = None, max_episode_steps: int = 100,
                  start_distance: float = 0.45, init_noise: float = 0.05, f_max: float = 4.0, **kwargs):
@@ -139,6 +149,7 @@ class SumoAntsEnv(SumoEnv):
     ring_radius = 2.5
     fall_height = 0.3
     rarl_force_bodies = ([("a0_torso", "xyz")], [("a1_torso", "xyz")])
+    opponent_observation = (*range(29, 42), 43)  # the opponent's torso pose (7) and velocity (6); its edge distance
 
     def __init__(self, num_envs: int = 1, seed: int | None = None, max_episode_steps: int = 250,
                  init_noise: float = 0.1, f_max: float = 100.0, **kwargs):

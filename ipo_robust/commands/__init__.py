@@ -1,1 +1,2 @@
-"""Subcommands of the ``ipo-robust`` command line, one module each (registered in ``ipo_robust.cli``)."""
+"""Subcommands of the ``ipo-robust`` command line, one module each (added to the parser by ``ipo_robust.cli``,
+which imports them; they never import it: what they share is in ``ipo_robust.commands.common``)."""

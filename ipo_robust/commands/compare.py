@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import sys
 
+from ipo_robust.commands.common import format_table
+from ipo_robust.errors import ConfigError
+
 
 def add_compare_command(commands) -> None:
     compare = commands.add_parser(
@@ -48,7 +51,7 @@ def add_compare_command(commands) -> None:
 
 
 def run_compare_command(args) -> int:
-    from ipo_robust.errors import ConfigError
+    # torch and pandas are heavy: the CLI's --help must start fast, so the comparison loads only when it runs
     from ipo_robust.evals.compare import make_spec, pending, run_compare
 
     executor_options = {}
@@ -72,8 +75,7 @@ def run_compare_command(args) -> int:
 
 
 def print_leaderboard(result) -> None:
-    from ipo_robust.cli import format_table
-    from ipo_robust.evals.compare import leaderboard_rows
+    from ipo_robust.evals.leaderboard import leaderboard_rows  # pandas is heavy: loaded when a result is printed
 
     spec = result.spec
     bound = "exact (best response)" if spec.bound == "exact" else f"lower bound ({spec.attack})"

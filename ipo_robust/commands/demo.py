@@ -18,6 +18,11 @@ import sys
 import time
 from pathlib import Path
 
+from ipo_robust import host
+from ipo_robust.atomic import atomic_write_text
+from ipo_robust.commands.common import format_table
+from ipo_robust.commands.compare import print_leaderboard
+
 #: the embedded defaults: "full" is the demo, "quick" the smoke test
 DEMO: dict[str, dict] = {
     "full": {
@@ -53,7 +58,7 @@ def add_demo_command(commands) -> None:
 
 
 def run_demo(args) -> int:
-    from ipo_robust.commands.compare import print_leaderboard
+    # torch, pandas and matplotlib are heavy: the CLI's --help must start fast, so the evals load only when it runs
     from ipo_robust.evals.compare import make_spec, run_compare
     from ipo_robust.evals.exact_comparison import compare_on_matrix_game, make_matrix_game
     from ipo_robust.evals.report import (
@@ -76,8 +81,6 @@ def run_demo(args) -> int:
                           games=sumo_plan["games"], out=out / "sumo-pushers", executor=args.executor,
                           overrides=sumo_plan["set"], robustness_points=sumo_plan["robustness_points"],
                           robustness_games=sumo_plan["robustness_games"])
-    from ipo_robust import host
-
     for name in exact_plan["optimizers"]:
         host.resolve("optimizer", name)
     out.mkdir(parents=True, exist_ok=True)
@@ -87,14 +90,10 @@ def run_demo(args) -> int:
     summary, curves = compare_on_matrix_game(game, exact_plan["optimizers"], exact_plan["iterations"],
                                              exact_plan["lr"], record_every=max(1, exact_plan["iterations"] // 300))
     summary = summary.sort_values("exploitability", kind="stable").reset_index(drop=True)
-    from ipo_robust.atomic import atomic_write_text
-
     atomic_write_text(out / "rps-exact.csv", summary.to_csv(index=False))
     atomic_write_text(out / "rps-exact-curves.csv", curves.to_csv(index=False))
     print(f"1. rock-paper-scissors, exact gradients, {exact_plan['iterations']} iterations, lr {exact_plan['lr']}: "
           "exact exploitability (NashConv / 2)")
-    from ipo_robust.cli import format_table
-
     rows = [("OPTIMIZER", "EXPLOITABILITY", "P1", "P2")]
     rows += [(r.optimizer, f"{r.exploitability:.3g}", r.p1, r.p2) for r in summary.itertuples()]
     print(format_table(rows))

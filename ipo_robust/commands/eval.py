@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sys
 
+from ipo_robust.commands.common import format_table
+
 EXIT_CELLS_FAILED = 1
 
 
@@ -32,7 +34,7 @@ def add_eval_command(commands) -> None:
 
 
 def run_eval(args) -> int:
-    from ipo_robust.cli import format_table
+    # torch and pandas are heavy: the CLI's --help must start fast, so the suite loads only when it runs
     from ipo_robust.evals.suite import SuiteError, load_suite, make_executor, pending_cells, run_suite
 
     suite = load_suite(args.spec, overrides=args.set, executor=args.executor)
@@ -68,8 +70,6 @@ def run_eval(args) -> int:
 
 def summary_table(results) -> str:
     """Per victim, attack and budget: cells, mean win rate and mean exploitability over seeds and seats."""
-    from ipo_robust.cli import format_table
-
     if results is None or not len(results):
         return "(no attack cells)"
     rows = [("VICTIM", "ATTACK", "BUDGET", "CELLS", "WIN RATE", "ATTACKER RETURN", "EXPLOITABILITY")]
@@ -82,8 +82,7 @@ def summary_table(results) -> str:
 def robustness_table(table) -> str:
     """Per victim and sweep (averaged over seeds and seats): the worst return and where it occurs, the
     mean, and the average over the parameter range (:func:`ipo_robust.evals.robustness.summarize`)."""
-    from ipo_robust.cli import format_table
-    from ipo_robust.evals.robustness import summarize
+    from ipo_robust.evals.robustness import summarize  # torch is heavy: loaded when a table is printed
 
     rows = [("VICTIM", "SWEEP", "PARAMETER", "POINTS", "WORST RETURN", "AT", "MEAN RETURN", "AUC RETURN")]
     for (victim, label), group in table.groupby(["victim", "label"], sort=False):

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import ipo_robust
+from ipo_robust.atomic import atomic_write_bytes
 from ipo_robust.errors import ConfigError
 
 
@@ -37,8 +39,7 @@ def add_render_command(commands) -> None:
 
 def run_render(args, renderer=None) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")
-    import ipo_robust
-    from ipo_robust.atomic import atomic_write_bytes
+    # mujoco reads MUJOCO_GL when it loads (set just above), and it is heavy: the CLI's --help must start fast
     from ipo_robust.envs.mujoco.rendering import encode_gif, render_episode
 
     out = Path(args.out)
@@ -89,7 +90,7 @@ def _checkpoint_players(args):
     import numpy as np
     import torch
 
-    from ipo_robust.checkpoint import load_checkpoint
+    from ipo_robust.checkpoint import load_checkpoint  # torch is heavy: the CLI's --help must start fast
 
     checkpoint = load_checkpoint(args.checkpoint)
     trained_on = checkpoint.meta.get("env", {}).get("name")
