@@ -34,7 +34,6 @@ import copy
 import hashlib
 import json
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,7 +49,6 @@ from ipo_robust.evals.attacks import Victim
 from ipo_robust.evals.leaderboard import INTERVAL, leaderboard, leaderboard_rows, per_seed, t_interval
 from ipo_robust.evals.report import write_compare_report
 from ipo_robust.evals.robustness import sweep
-from ipo_robust.optim import ConvergenceWarning
 from ipo_robust.overrides import split_item
 from ipo_robust.train import run_training
 
@@ -264,7 +262,7 @@ def make_spec(env: str, optimizers: list[str], seeds: int = 3, updates: int | No
 
     attack = defaults["attack"]
     attack_options = dict(ATTACK_OPTIONS.get(family, {}))
-    host.resolve("attack", attack)(**attack_options)  # options checked before any work
+    host.create("attack", attack, **attack_options)  # options checked before any work
     return CompareSpec(env=env, family=family, optimizers=optimizers, seeds=list(range(seeds)), configs=configs,
                        attack=attack, attack_options=attack_options,
                        attack_budget=defaults["attack_budget"] if attack_budget is None else attack_budget,
@@ -286,16 +284,10 @@ def run_item(item: dict) -> dict:
     began = time.perf_counter()
     run_dir = Path(item["run_dir"])
     resume = (run_dir / "latest").exists()
-    with warnings.catch_warnings(record=True) as caught:  # counted, not printed from every worker
-        warnings.simplefilter("always", ConvergenceWarning)
-        trained = run_training(item["config"], run_dir, resume=resume)
-    solver_warnings = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
-    for w in caught:  # anything else is shown as usual
-        if not issubclass(w.category, ConvergenceWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    trained = run_training(item["config"], run_dir, resume=resume)  # failed solves counted, not printed
     train_seconds = time.perf_counter() - began
     victim = Victim.from_checkpoint(trained.checkpoint)
-    attack = host.resolve("attack", item["attack"])(**item["attack_options"])
+    attack = host.create("attack", item["attack"], **item["attack_options"])
     rows = []
     for seat in (0, 1):
         result = attack.run(victim, seat=seat, budget=item["attack_budget"], games=item["games"], seed=item["seed"])
@@ -323,7 +315,7 @@ def run_item(item: dict) -> dict:
     for row in rows:
         row["train_seconds"] = train_seconds
         row["updates"] = int(trained.updates)
-        row["solver_warnings"] = int(solver_warnings)
+        row["solve_failures"] = int(trained.solve_failures)
         row["env_steps"] = int(metrics["env_steps"].iloc[-1]) if len(metrics) else 0
     record = {"id": item["id"], "key": item["key"], "optimizer": item["optimizer"], "seed": item["seed"],
               "rows": rows, "robustness": robustness, "curve": curve, "train_seconds": train_seconds,
@@ -383,7 +375,7 @@ def run_compare(spec: CompareSpec, progress: bool = True, executor=None, report:
     items = spec.items()
     todo, done = pending(spec)
     if executor is None:
-        executor = host.resolve("executor", spec.executor)(**spec.executor_options)
+        executor = host.create("executor", spec.executor, **spec.executor_options)
     bar = None
     if progress and todo:
         from tqdm.auto import tqdm

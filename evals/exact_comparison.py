@@ -75,7 +75,7 @@ def compare_on_matrix_game(game: MatrixGame, optimizers: list[str], iterations: 
         factory = host.resolve("optimizer", name)
         options = {"lr": lr} if _takes_lr(factory) else {}
         options.update((hyperparameters or {}).get(name, {}))
-        optimizer = factory(None, **options)
+        optimizer = host.create("optimizer", name, None, **options)
         run = train_exact_game(game, optimizer, theta1, theta2, iterations, metrics, record_every)
         p1, p2 = (p.detach() for p in game.probabilities(run.theta1, run.theta2))
         last = run.history[-1]
@@ -87,6 +87,7 @@ def compare_on_matrix_game(game: MatrixGame, optimizers: list[str], iterations: 
             "nash_conv": last["eval/nash_conv"],
             "p1": _fmt(p1), "p2": _fmt(p2),
             "mean_solver_iterations": sum(r["optim/iterations"] for r in steps) / max(len(steps), 1),
+            "solve_failures": run.solve_failures,
             "seconds": run.seconds,
         })
         curves.extend({"optimizer": name, **row} for row in run.history)

@@ -292,13 +292,14 @@ def compare_section(report: Report, result, image_dir: str | Path, prefix: str =
         f"interval: {INTERVAL} (mean +- t(0.975, n-1) s / sqrt(n)); none with a single seed",
     ])
     report.table(_hyperparameters(spec), "hyperparameters per optimizer")
-    if "solver_warnings" in result.results:
-        counts = result.results.groupby(["optimizer", "seed"])["solver_warnings"].first().groupby("optimizer").sum()
+    column = next((c for c in ("solve_failures", "solver_warnings") if c in result.results), None)
+    if column is not None:  # solver_warnings: the name in items saved before it became solve_failures
+        counts = result.results.groupby(["optimizer", "seed"])[column].first().groupby("optimizer").sum()
         counts = counts[counts > 0]
         if len(counts):
-            report.paragraph("Linear solves that stopped short of their tolerance during training (ConvergenceWarning, "
-                             "counted over all seeds; column `solver_warnings` of results.csv): "
-                             + ", ".join(f"`{name}` {int(n)}" for name, n in counts.items()) + ".")
+            report.paragraph("Krylov solves that stopped short of their tolerance during training (counted over "
+                             f"all seeds; column `{column}` of results.csv, `optim/solve_failures` of each run's "
+                             "metrics.csv): " + ", ".join(f"`{name}` {int(n)}" for name, n in counts.items()) + ".")
 
     report.heading("Exploitability leaderboard" + (" (lower bounds)" if lower else " (exact)"), level + 1)
     columns = {"rank": "rank", "optimizer": "optimizer", "seeds": "seeds",

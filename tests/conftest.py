@@ -10,7 +10,10 @@ import pytest
 import torch
 
 os.environ.setdefault("MUJOCO_GL", "disable")  # before any dm_control import: no GLFW warnings in tests
-torch.set_num_threads(1)  # small tensors: extra BLAS threads only contend on a 2-core machine
+# small tensors: extra BLAS threads only contend on a 2-core machine, so one thread, unless OMP_NUM_THREADS
+# asks for more (the suite must pass with 1 and 2: OMP_NUM_THREADS=2 python -m pytest)
+_threads = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+torch.set_num_threads(int(_threads) if _threads.isdigit() and int(_threads) > 0 else 1)
 
 REPO = Path(__file__).resolve().parent.parent
 

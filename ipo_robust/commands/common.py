@@ -6,7 +6,8 @@ no subcommand imports the CLI.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 
 EXIT_USAGE = 2
 """The exit status of a usage error or a bad value (one line on stderr)."""
@@ -25,3 +26,15 @@ def format_table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(
         "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
     )
+
+
+def print_solve_failures(counts: Mapping[str, int], what: str) -> None:
+    """After a command's training: one line on stderr naming the optimizers whose Krylov solves stopped short
+    of their tolerance, with how many (``counts``: optimizer name -> failed solves); nothing if none did.
+    The training itself prints no solver warning per update (:mod:`ipo_robust.train`)."""
+    failed = {name: int(n) for name, n in counts.items() if n and n == n}
+    if failed:
+        listed = ", ".join(f"{name} {n}" for name, n in failed.items())
+        print(f"solver: Krylov solves that stopped short of their tolerance in {what}: {listed} "
+              "(optim/solve_failures in the runs' metrics.csv); raise the optimizer's max_iter or loosen its rtol",
+              file=sys.stderr)

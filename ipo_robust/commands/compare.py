@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from ipo_robust.commands.common import format_table
+from ipo_robust.commands.common import format_table, print_solve_failures
 from ipo_robust.errors import ConfigError
 
 
@@ -71,7 +71,17 @@ def run_compare_command(args) -> int:
     print_leaderboard(result)
     print(f"\n{result.computed} items computed, {result.reused} reused, {result.seconds:.1f} s; "
           f"report: {spec.out / 'report.html'}")
+    print_solve_failures(solve_failure_counts(result), f"training on {spec.env}")
     return 0
+
+
+def solve_failure_counts(result) -> dict[str, int]:
+    """Failed Krylov solves per optimizer over all seeds of a comparison (results.csv's ``solve_failures``)."""
+    frame = result.results
+    if "solve_failures" not in frame:
+        return {}
+    per_run = frame.groupby(["optimizer", "seed"], sort=False)["solve_failures"].first()
+    return {name: int(n) for name, n in per_run.groupby(level=0, sort=False).sum().items()}
 
 
 def print_leaderboard(result) -> None:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from ipo_robust import host
 from ipo_robust.atomic import atomic_write_text
-from ipo_robust.commands.common import format_table
-from ipo_robust.commands.compare import print_leaderboard
+from ipo_robust.commands.common import format_table, print_solve_failures
+from ipo_robust.commands.compare import print_leaderboard, solve_failure_counts
 
 #: the embedded defaults: "full" is the demo, "quick" the smoke test
 DEMO: dict[str, dict] = {
@@ -107,6 +107,11 @@ def run_demo(args) -> int:
     sumo = run_compare(sumo_spec, progress=not args.no_progress, report=False)
     print()
     print_leaderboard(sumo)
+    # failed solves of all three parts, once at the end of the training (never per update)
+    print_solve_failures(dict(zip(summary["optimizer"], summary["solve_failures"], strict=True)),
+                         "part 1 (exact rock-paper-scissors)")
+    print_solve_failures(solve_failure_counts(rps), "part 2 (rock-paper-scissors from samples)")
+    print_solve_failures(solve_failure_counts(sumo), "part 3 (sumo-pushers)")
 
     # the report
     seconds = time.perf_counter() - began

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from ipo_robust import host
 from ipo_robust.atomic import atomic_write_text
-from ipo_robust.commands.common import format_table
+from ipo_robust.commands.common import format_table, print_solve_failures
 from ipo_robust.errors import ConfigError
 from ipo_robust.overrides import parse_overrides
 
@@ -81,4 +81,5 @@ def run_game(args) -> int:
         rows.append((row.optimizer, f"{row.exploitability:.3g}", f"{row.nash_conv:.3g}", row.p1, row.p2,
                      f"{row.mean_solver_iterations:.1f}", f"{row.seconds:.2f}"))
     print(format_table(rows))
+    print_solve_failures(dict(zip(summary["optimizer"], summary["solve_failures"], strict=True)), game.name)
     return 0

@@ -5,7 +5,16 @@ import warnings
 import pytest
 import torch
 
-from ipo_robust.optim import ConvergenceWarning, SolveResult, conjugate_gradient, gmres
+from ipo_robust.optim import (
+    ConvergenceWarning,
+    ReachableTolerance,
+    SolveResult,
+    conjugate_gradient,
+    gmres,
+    reachable_rtol,
+)
+from ipo_robust.optim.krylov import floor_limit
+from ipo_robust.optim.optimizer import default_rtol
 
 DTYPE = torch.float64
 
@@ -192,3 +201,111 @@ def test_cg_stops_when_the_operator_rounding_sets_a_floor():
         result = conjugate_gradient(noisy, random_vector(6, 43), rtol=1e-12, max_iter=1000)
     assert not result.converged and result.iterations < 60
     assert result.residual < 1e-4  # it did get as far as the noise allows
+
+
+# ------------------------------------------------------------------- dtype-aware tolerances, the rounding floor
+def rounded(A: torch.Tensor, quantum: float):
+    """v -> A v rounded to multiples of quantum * ||A v||: a deterministic product whose rounding error is
+    about quantum relative, far above the dtype's eps (like a float32 sum of many cancelling samples)."""
+
+    def matvec(v):
+        exact = A @ v
+        step = quantum * float(exact.norm())
+        return torch.round(exact / step) * step if step > 0 else exact
+
+    return matvec
+
+
+def test_default_tolerances_are_dtype_aware():
+    assert reachable_rtol(torch.float64) == 1e-10 and reachable_rtol(torch.float32) == 1e-6
+    assert reachable_rtol(torch.float16) == pytest.approx(8 * torch.finfo(torch.float16).eps)
+    for dtype in (torch.float64, torch.float32, torch.bfloat16):
+        assert isinstance(reachable_rtol(dtype), ReachableTolerance)
+        assert reachable_rtol(dtype) < floor_limit(dtype)  # the target itself is always acceptable
+    # the optimizers' default is the same, for the dtype of the game
+    assert isinstance(default_rtol(torch.zeros(3)), ReachableTolerance) and default_rtol(torch.zeros(3)) == 1e-6
+    assert default_rtol(torch.zeros(3, dtype=torch.float64)) == 1e-10
+    # arithmetic on it gives a plain (exact) tolerance
+    assert type(10 * reachable_rtol(torch.float32)) is float
+
+
+@pytest.mark.parametrize("solver, make_matrix", [(conjugate_gradient, random_spd), (gmres, random_nonsymmetric)])
+def test_a_solve_at_the_rounding_floor_converges_under_the_default_tolerance(solver, make_matrix):
+    """Rounding of about 1e-5 relative (float32, a sum of cancelling samples) cannot reach 1e-6: with the
+    default tolerance the solve stops at that floor, reports it and does not warn."""
+    A = make_matrix(30, 50).to(torch.float32)
+    b = random_vector(30, 51, dtype=torch.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = solver(rounded(A, 1e-5), b)
+    assert result.converged and result.at_floor
+    assert 1e-6 < result.residual < floor_limit(torch.float32)
+    # it did solve the system, to the accuracy the products allow
+    assert torch.allclose(result.x.double(), torch.linalg.solve(A.double(), b.double()), rtol=1e-3, atol=1e-3)
+    assert result.iterations < 150  # stopped at the floor, not at the iteration limit
+
+
+@pytest.mark.parametrize("solver, make_matrix", [(conjugate_gradient, random_spd), (gmres, random_nonsymmetric)])
+def test_an_explicit_rtol_below_the_floor_still_fails_and_warns(solver, make_matrix):
+    A = make_matrix(30, 52).to(torch.float32)
+    b = random_vector(30, 53, dtype=torch.float32)
+    with pytest.warns(ConvergenceWarning, match="rounding in torch.float32 sets this floor"):
+        result = solver(rounded(A, 1e-5), b, rtol=1e-6)
+    assert not result.converged and result.at_floor and result.residual > 1e-6
+
+
+@pytest.mark.parametrize("solver, make_matrix", [(conjugate_gradient, random_spd), (gmres, random_nonsymmetric)])
+def test_a_floor_above_sqrt_eps_is_a_failure_even_by_default(solver, make_matrix):
+    """A product that loses more than half of float32's digits gives no usable solve: it is counted."""
+    A = make_matrix(30, 54).to(torch.float32)
+    b = random_vector(30, 55, dtype=torch.float32)
+    with pytest.warns(ConvergenceWarning, match="acceptable floor"):
+        result = solver(rounded(A, 1e-2), b)
+    assert not result.converged and result.at_floor and result.residual > floor_limit(torch.float32)
+
+
+@pytest.mark.parametrize("solver, make_matrix", [(conjugate_gradient, random_spd), (gmres, random_nonsymmetric)])
+def test_a_genuinely_failing_solve_is_not_mistaken_for_the_floor(solver, make_matrix):
+    """Out of iterations far above the floor: a failure under the default tolerance, with its warning."""
+    A = make_matrix(60, 56).to(torch.float32)
+    b = random_vector(60, 57, dtype=torch.float32)
+    with pytest.warns(ConvergenceWarning, match="iteration limit"):
+        result = solver(lambda v: A @ v, b, max_iter=3)
+    assert not result.converged and not result.at_floor and result.residual > 1e-3
+
+
+def sample_schur_operator(n: int = 12, samples: int = 4096, seed: int = 58):
+    """v -> (I + lr^2 D D^T) v with D = (1/M) sum_m G_m s_m t_m^T: the zero-sum CGD system of a sample mixed
+    Hessian (eq. 13) in float32, its returns G_m large and cancelling across the batch. Returns (matvec,
+    the same matrix in float64)."""
+    generator = torch.Generator().manual_seed(seed)
+    s, t = torch.randn(samples, n, generator=generator), torch.randn(samples, n, generator=generator)
+    G = 50.0 * torch.sign(torch.randn(samples, generator=generator)) + torch.randn(samples, generator=generator)
+    lr = 0.5
+
+    def D(v):
+        return s.T @ (G * (t @ v)) / samples
+
+    def D_T(u):
+        return t.T @ (G * (s @ u)) / samples
+
+    def matvec(v):
+        return v + lr**2 * D(D_T(v))
+
+    D64 = (s.double().T * G.double()) @ t.double() / samples
+    return matvec, torch.eye(n, dtype=DTYPE) + lr**2 * D64 @ D64.T
+
+
+def test_float32_sample_sums_converge_on_every_simd_path():
+    """The operator of the issue: a mean over many samples that cancel, in float32, whose rounding depends
+    on the summation order (the CPU's vector width, the thread count). Whatever floor a machine lands on,
+    the default tolerance ends the solve without a warning; nothing is asserted at that floor."""
+    matvec, exact = sample_schur_operator()
+    b = random_vector(12, 59, dtype=torch.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        results = [conjugate_gradient(matvec, b), gmres(matvec, b)]
+    reference = torch.linalg.solve(exact, b.double())
+    for result in results:
+        assert result.converged
+        assert torch.allclose(result.x.double(), reference, rtol=1e-3, atol=1e-4)
