@@ -15,7 +15,9 @@ the two agree only when lr1 = lr2. We implement the derivation.
 
 - :func:`cgd_step`: full CGD (one Krylov solve + one matvec) or the depth-k truncated Neumann series.
 - :func:`simga_step`: simultaneous gradient ascent, lr_i g_i (depth 0).
-- :func:`natural_cgd_step`: the Fisher-metric local game, seed eq. (19), scaled to a KL budget (eq. 20).
+
+The Fisher-metric local game of seed eq. (19) and its KL budget live in :mod:`ipo_robust.optim.natural`
+(``natural_cgd_step``, ``natural_cgd_solve``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from ipo_robust.optim.local_game import LocalGame
 from ipo_robust.optim.operators import LinearOperator
 
 CGD_SOLVERS = ("auto", "cg", "gmres", "dense")
-NATURAL_CGD_SOLVERS = ("auto", "gmres", "dense")
 
 
 @dataclass
@@ -157,74 +158,3 @@ def cgd_step(game: LocalGame, lr1: float, lr2: float, depth: int | None = None, 
     delta2 = lr2 * (g2 + D21(delta1))  # eq. (6), second player
     return Step(delta1, delta2, iterations, residual, converged, counter.count,
                 {"solver": solver, "depth": None})
-
-
-def natural_cgd_step(game: LocalGame, kl: float, lam1: float = 1.0, lam2: float = 1.0,
-                     damping: float = 1e-4, rtol: float = 1e-10, max_iter: int | None = None,
-                     solver: str = "auto", restart: int | None = None) -> Step:
-    """Natural CGD: the local game with KL (Fisher) regularisation, seed eq. (19), scaled to a KL budget.
-
-    Solves the block system (F_i' = F_i + damping I, the damped Fisher)
-
-        [[lam1 F1', -D12], [-D21, lam2 F2']] [d1; d2] = [g1; g2]          eq. (19)
-
-    by GMRES on the stacked vector (solver "auto"/"gmres"; "dense" materialises it), then scales each
-    player's direction so its quadratic KL model equals the budget, 0.5 delta_i^T F_i' delta_i = kl
-    (eq. (20)). With D12 = D21 = 0 this is the natural policy gradient step
-    delta_i = sqrt(2 kl / (g_i^T F_i'^-1 g_i)) F_i'^-1 g_i.
-
-    game: a LocalGame with F1 and F2. kl > 0: KL budget per player (nats). lam1, lam2 > 0: the
-    players' regularisation weights (they set the relative size of the coupling, not the final step
-    length). damping >= 0: added to both Fisher matrices. info holds, per player, the model KL
-    before scaling (``kl1_before``, ``kl2_before``) and the scale applied (``scale1``, ``scale2``);
-    a zero direction stays zero (scale 0).
-    """
-    _check_game(game)
-    kl = _check_positive("kl", kl)
-    lam1, lam2 = _check_positive("lam1", lam1), _check_positive("lam2", lam2)
-    if isinstance(damping, bool) or not isinstance(damping, (int, float)) or not math.isfinite(damping) \
-            or damping < 0:
-        raise ValueError(f"damping must be a finite number >= 0, got {damping!r}")
-    _check_solver(solver, NATURAL_CGD_SOLVERS, "natural_cgd_step")
-    missing = [name for name in ("F1", "F2") if getattr(game, name) is None]
-    if missing:
-        raise ValueError(f"natural_cgd_step needs the Fisher operators of both players; the LocalGame "
-                         f"has no {' and '.join(missing)} (build it with fisher=True)")
-    g1, g2, p1 = game.g1, game.g2, game.p1
-    counter = _Counter()
-    D12, D21 = counter.wrap(game.D12), counter.wrap(game.D21)
-    F1, F2 = counter.wrap(game.F1), counter.wrap(game.F2)
-
-    def damped_F1(v):
-        return F1(v) + damping * v
-
-    def damped_F2(v):
-        return F2(v) + damping * v
-
-    def block_matvec(v: torch.Tensor) -> torch.Tensor:
-        v1, v2 = v[:p1], v[p1:]
-        return torch.cat([lam1 * damped_F1(v1) - D12(v2), -D21(v1) + lam2 * damped_F2(v2)])  # eq. (19)
-
-    b = torch.cat([g1, g2])
-    if solver == "dense":
-        eye = torch.eye(b.numel(), dtype=b.dtype, device=b.device)
-        M = torch.stack([block_matvec(eye[:, j]) for j in range(b.numel())], dim=1)
-        direction = torch.linalg.solve(M, b)
-        iterations, residual, converged, solver_used = 0, 0.0, True, "dense"
-    else:
-        result = gmres(block_matvec, b, rtol=rtol, max_iter=max_iter, restart=restart)
-        direction, iterations, residual, converged = result.x, result.iterations, result.residual, result.converged
-        solver_used = "gmres"
-    d1, d2 = direction[:p1], direction[p1:]
-
-    info = {"solver": solver_used, "kl": kl}
-    deltas = []
-    for i, (d, damped_F) in enumerate(((d1, damped_F1), (d2, damped_F2)), start=1):
-        kl_before = 0.5 * float(d @ damped_F(d))  # quadratic KL model of the unscaled direction
-        if kl_before < 0:
-            raise ValueError(f"natural_cgd_step: F{i} + damping I is not positive semi-definite "
-                             f"(d^T F d = {2 * kl_before:.3e} < 0); check the Fisher estimate or raise damping")
-        scale = math.sqrt(kl / kl_before) if kl_before > 0 else 0.0  # eq. (20)
-        info[f"kl{i}_before"], info[f"scale{i}"] = kl_before, scale
-        deltas.append(scale * d)
-    return Step(deltas[0], deltas[1], iterations, residual, converged, counter.count, info)

@@ -165,7 +165,8 @@ def test_cgd_step_rejects_something_that_is_not_a_local_game():
         cgd_step({"g1": 1}, LR1, LR2)
 
 
-# ---- natural CGD (seed eqs. (19), (20)) ------------------------------------------------------------
+# ---- natural CGD with kl_split="per-player" (seed eq. (19), each direction scaled to its own budget) ------
+# The default, kl_split="joint" (one lambda, joint KL = kl), is tested in tests/optim/test_natural_cgd.py.
 
 def npg_step(g, F, kl, damping):
     """Natural policy gradient (eq. (20)): sqrt(2 kl / (g^T F'^-1 g)) F'^-1 g with F' = F + damping I."""
@@ -176,22 +177,22 @@ def npg_step(g, F, kl, damping):
 
 @pytest.mark.parametrize("lam1, lam2", [(1.0, 1.0), (0.3, 5.0)])
 @pytest.mark.parametrize("solver", ["auto", "dense"])
-def test_natural_cgd_without_coupling_is_the_natural_policy_gradient(lam1, lam2, solver):
+def test_per_player_natural_cgd_without_coupling_is_the_natural_policy_gradient(lam1, lam2, solver):
     _, (g1, g2, _, _, F1, F2) = random_game(10, zero_sum=False, fisher=True)
     game = LocalGame(g1, g2, LinearOperator.zeros(P1, P2, g1), LinearOperator.zeros(P2, P1, g1),
                      LinearOperator.dense(F1), LinearOperator.dense(F2))
     kl, damping = 0.01, 1e-3
-    step = natural_cgd_step(game, kl, lam1=lam1, lam2=lam2, damping=damping, solver=solver)
-    assert step.converged
+    step = natural_cgd_step(game, kl, lam1=lam1, lam2=lam2, damping=damping, solver=solver, kl_split="per-player")
+    assert step.converged and step.info["kl_split"] == "per-player"
     assert relative_error(step.delta1, npg_step(g1, F1, kl, damping)) < 1e-6
     assert relative_error(step.delta2, npg_step(g2, F2, kl, damping)) < 1e-6
 
 
 @pytest.mark.parametrize("zero_sum", [True, False])
-def test_natural_cgd_solves_eq19_and_meets_the_kl_budget(zero_sum):
+def test_per_player_natural_cgd_scales_eq19_to_each_players_budget(zero_sum):
     game, (g1, g2, D12, D21, F1, F2) = random_game(11, zero_sum, fisher=True)
     kl, lam1, lam2, damping = 0.02, 2.0, 0.5, 1e-4
-    step = natural_cgd_step(game, kl, lam1=lam1, lam2=lam2, damping=damping)
+    step = natural_cgd_step(game, kl, lam1=lam1, lam2=lam2, damping=damping, kl_split="per-player")
     F1d = F1 + damping * torch.eye(P1, dtype=DTYPE)
     F2d = F2 + damping * torch.eye(P2, dtype=DTYPE)
     # quadratic KL model of each player's step equals the budget
@@ -205,6 +206,9 @@ def test_natural_cgd_solves_eq19_and_meets_the_kl_budget(zero_sum):
     assert relative_error(step.delta2 / step.info["scale2"], d2) < 1e-6
     assert step.info["kl1_before"] == pytest.approx(0.5 * float(d1 @ F1d @ d1), rel=1e-8)
     assert step.info["scale1"] == pytest.approx(math.sqrt(kl / step.info["kl1_before"]), rel=1e-12)
+    assert step.info["kl_model"] == 2 * kl  # each player at its own budget: joint 2 kl
+    # the rescaled pair is not eq. (19)'s solution at any common lambda: the d1 : d2 ratio changed
+    assert abs(step.info["scale1"] / step.info["scale2"] - 1) > 1e-2
 
 
 def test_natural_cgd_needs_the_fisher_and_valid_arguments():
@@ -213,26 +217,28 @@ def test_natural_cgd_needs_the_fisher_and_valid_arguments():
         natural_cgd_step(game, 0.01)
     game, _ = random_game(12, zero_sum=True, fisher=True)
     for kwargs, match in [({"kl": 0.0}, "kl"), ({"kl": -1.0}, "kl"), ({"lam1": 0.0}, "lam1"),
-                          ({"damping": -1e-3}, "damping"), ({"solver": "cg"}, "solver")]:
+                          ({"damping": -1e-3}, "damping"), ({"solver": "cg"}, "solver"),
+                          ({"kl_split": "both"}, "kl_split"), ({"kl_rtol": 0.0}, "kl_rtol"),
+                          ({"max_solves": 1}, "max_solves"), ({"uncoupled": 1}, "uncoupled")]:
         with pytest.raises(ValueError, match=match):
             natural_cgd_step(game, **{"kl": 0.01, **kwargs})
 
 
-def test_natural_cgd_keeps_a_zero_gradient_player_still():
+def test_per_player_natural_cgd_keeps_a_zero_gradient_player_still():
     _, (g1, _, D12, _, F1, F2) = random_game(13, zero_sum=False, fisher=True)
     game = LocalGame.dense(g1, torch.zeros(P2, dtype=DTYPE), D12 * 0, torch.zeros(P2, P1, dtype=DTYPE), F1, F2)
-    step = natural_cgd_step(game, 0.01)
+    step = natural_cgd_step(game, 0.01, kl_split="per-player")
     assert torch.count_nonzero(step.delta2) == 0 and step.info["scale2"] == 0.0
 
 
-def test_natural_cgd_on_an_exact_matrix_game_with_a_singular_fisher():
+def test_per_player_natural_cgd_on_an_exact_matrix_game_with_a_singular_fisher():
     """The softmax Fisher diag(p) - p p^T is singular (constant logit shifts); damping makes eq. (19) solvable."""
     game = MatrixGame.named("rock-paper-scissors")
     theta1, theta2 = torch.tensor([-0.35, 0.4, 1.0], dtype=DTYPE), torch.tensor([1.0, -0.3, 0.4], dtype=DTYPE)
     local = game.local_game(theta1, theta2, fisher=True)
     kl, damping = 1e-3, 1e-3
-    step = natural_cgd_step(local, kl, damping=damping)
-    dense = natural_cgd_step(local, kl, damping=damping, solver="dense")
+    step = natural_cgd_step(local, kl, damping=damping, kl_split="per-player")
+    dense = natural_cgd_step(local, kl, damping=damping, solver="dense", kl_split="per-player")
     assert step.converged
     assert relative_error(step.delta1, dense.delta1) < 1e-8 and relative_error(step.delta2, dense.delta2) < 1e-8
     F1 = local.F1.to_dense(theta1) + damping * torch.eye(3, dtype=DTYPE)
