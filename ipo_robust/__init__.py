@@ -23,7 +23,7 @@ def make_env(name: str, num_envs: int = 1, seed: int | None = None, **options):
     """A batched two-agent environment registered under ``name`` (``ipo-robust plugins`` lists them)."""
     from ipo_robust import host
 
-    return host.resolve("env", name)(num_envs=num_envs, seed=seed, **options)
+    return host.create("env", name, num_envs=num_envs, seed=seed, **options)
 
 
 def make_agents(env, seed: int | None = None, hidden: tuple[int, ...] = (64, 64),
@@ -62,7 +62,7 @@ def make_optimizer(name: str, agents, **hyperparameters):
     """The optimizer registered under ``name``, moving ``agents`` (built-in or from any plugin)."""
     from ipo_robust import host
 
-    return host.resolve("optimizer", name)(agents, **hyperparameters)
+    return host.create("optimizer", name, agents, **hyperparameters)
 
 
 def collect(env, agents, steps: int, **options):

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import pluggy
 
 from ipo_robust import hookspecs
-from ipo_robust.errors import UnknownNameError
+from ipo_robust.errors import ConfigError, UnknownNameError
 
 ENTRY_POINT_GROUP = "ipo_robust"
 DISABLE_ENV_VAR = "IPO_ROBUST_DISABLE_PLUGINS"
@@ -243,3 +243,19 @@ def registered(kind: str) -> dict[str, Callable]:
 def resolve(kind: str, name: str) -> Callable:
     """The factory of ``name`` of one kind; unknown names raise with the known names and a suggestion."""
     return get_host().resolve(kind, name)
+
+
+def create(kind: str, name: str, *args, **kwargs):
+    """Build the object registered under ``name`` of one kind: ``factory(*args, **kwargs)``.
+
+    The host knows the name a factory was registered under, so a plugin never repeats it: a
+    :class:`~ipo_robust.errors.ConfigError` raised while building is re-raised naming the owner, e.g.
+    ``optimizer 'ipo-vpg': lr1 must be a finite number > 0, got -1``.
+    """
+    factory = resolve(kind, name)
+    try:
+        return factory(*args, **kwargs)
+    except ConfigError as error:
+        owner = f"{kind.replace('_', ' ')} {name!r}"
+        message = str(error)
+        raise ConfigError(message if message.startswith(owner) else f"{owner}: {message}") from None

@@ -41,44 +41,23 @@ Built-ins (``plugins/opponent_models.py``): ``oracle`` (the true policy: central
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from torch import nn
 
 from ipo_robust.errors import ConfigError
-from ipo_robust.optim.local_game import LocalGame
-from ipo_robust.optim.update import Step
+from ipo_robust.optim.views import (
+    ModelledLocalGame,
+    OpponentModel,
+    check_player,
+    modelled_local_game,
+    player_view,
+    resolve_opponent_model,
+)
 
-
-class OpponentModel:
-    """Base class of opponent models (module docstring). Subclasses implement :meth:`observe` and
-    :meth:`estimate`."""
-
-    #: receives the opponent's true policy in :meth:`estimate` (centralised training); False for every
-    #: model that must learn the opponent from its behaviour
-    centralised: ClassVar[bool] = False
-
-    def observe(self, batch, player: int) -> dict:
-        """Learn from ``player``'s observations and actions in ``batch`` (``obs{player}``, ``act{player}``).
-
-        :param batch: an :class:`ipo_robust.rollout.Batch` collected with the current (true) policies.
-        :param player: the modelled player, 1 or 2.
-        :return: namespaced metrics (``opponent/...``), possibly empty.
-        """
-        raise NotImplementedError(f"{type(self).__name__} must implement observe(batch, player)")
-
-    def estimate(self, player: int, true_policy: nn.Module | None = None) -> nn.Module:
-        """The policy to use in place of ``player``'s true one.
-
-        :param player: the modelled player, 1 or 2.
-        :param true_policy: the true policy if the model is ``centralised``, else None.
-        :return: a module with ``distribution(obs)`` and parameters (the estimate theta_hat).
-        """
-        raise NotImplementedError(f"{type(self).__name__} must implement estimate(player, true_policy)")
+__all__ = ["MaximumLikelihoodOpponent", "ModelledLocalGame", "OpponentModel", "OracleOpponent",
+           "modelled_local_game", "player_view", "resolve_opponent_model"]
 
 
 class OracleOpponent(OpponentModel):
@@ -178,7 +157,7 @@ class MaximumLikelihoodOpponent(OpponentModel):
 
     # -- eq. (24) -----------------------------------------------------------------------------------
     def observe(self, batch, player: int) -> dict:
-        _check_player(player)
+        check_player(player)
         obs, act = getattr(batch, f"obs{player}"), getattr(batch, f"act{player}")
         if player not in self.policies:
             self.policies[player] = self.build(obs, act)
@@ -225,119 +204,8 @@ class MaximumLikelihoodOpponent(OpponentModel):
             self.optimizers[player].load_state_dict(entry["optimizer"])
 
     def estimate(self, player: int, true_policy: nn.Module | None = None) -> nn.Module:
-        _check_player(player)
+        check_player(player)
         if player not in self.policies:
             raise ValueError(f"opponent model 'mle' has not observed player {player} yet: call observe(batch, "
                              f"{player}) first")
         return self.policies[player]
-
-
-def _check_player(player) -> None:
-    if player not in (1, 2):
-        raise ValueError(f"player must be 1 or 2, got {player!r}")
-
-
-# --------------------------------------------------------------------------------------------------
-# The two views and the per-player update
-# --------------------------------------------------------------------------------------------------
-@dataclass
-class ModelledLocalGame(LocalGame):
-    """Player 1's view of the local game (the LocalGame fields, at (theta1, theta2_hat)) carrying player 2's
-    view (``view2``, at (theta1_hat, theta2)). An update rule run on it keeps d1 from view 1 and d2 from
-    view 2 (:class:`PerPlayerUpdate`)."""
-
-    view2: LocalGame | None = None
-
-
-def resolve_opponent_model(spec) -> OpponentModel:
-    """An opponent model from a registered name (``"oracle"``, ``"mle"``, third-party names) or an object
-    with ``observe`` and ``estimate``."""
-    if isinstance(spec, str):
-        from ipo_robust import host
-
-        return host.resolve("opponent_model", spec)()
-    if callable(getattr(spec, "observe", None)) and callable(getattr(spec, "estimate", None)):
-        return spec
-    raise ConfigError(f"opponent_model must be a registered name (ipo-robust plugins lists them) or an object "
-                      f"with observe(batch, player) and estimate(player, true_policy), got {type(spec).__name__}")
-
-
-def player_view(batch, player: int, own_policy: nn.Module, model: OpponentModel, true_opponent=None,
-                **estimator_options) -> LocalGame:
-    """The sample local game as ``player`` sees it: its own policy and its model of the opponent.
-
-    ``true_opponent`` reaches the model only if it is ``centralised``; the other options go to
-    :func:`ipo_robust.optim.estimators.estimate_local_game`. Call ``model.observe`` first.
-    """
-    from ipo_robust.optim.estimators import estimate_local_game
-
-    _check_player(player)
-    opponent = 3 - player
-    estimate = model.estimate(opponent, true_opponent if getattr(model, "centralised", False) else None)
-    policies = (own_policy, estimate) if player == 1 else (estimate, own_policy)
-    return estimate_local_game(batch, *policies, **estimator_options)
-
-
-def modelled_local_game(batch, policies, model: OpponentModel, **estimator_options) -> LocalGame:
-    """Both players' views on one batch (module docstring): observe both players, then estimate.
-
-    Returns the ordinary local game when the model returns the true policies (``oracle``), else a
-    :class:`ModelledLocalGame`. The model's metrics go to ``info`` (``opponent/...``).
-    """
-    policy1, policy2 = policies
-    metrics = {}
-    for player in (2, 1):  # player 1's model of player 2, player 2's model of player 1
-        metrics.update(model.observe(batch, player) or {})
-    view1 = player_view(batch, 1, policy1, model, policy2, **estimator_options)
-    centralised = getattr(model, "centralised", False)
-    if centralised and model.estimate(2, policy2) is policy2 and model.estimate(1, policy1) is policy1:
-        view1.info.update(metrics)
-        return view1  # theta_hat = theta: both views are the same game
-    view2 = player_view(batch, 2, policy2, model, policy1, **estimator_options)
-    fields = {f.name: getattr(view1, f.name) for f in dataclasses.fields(LocalGame)}
-    fields["info"] = {**view1.info, **metrics}
-    return ModelledLocalGame(**fields, view2=view2)
-
-
-class PerPlayerUpdate:
-    """Wraps an optimizer's update rule: on a :class:`ModelledLocalGame` it solves each view and keeps
-    d1 from player 1's view and d2 from player 2's; on any other game it is the rule itself."""
-
-    def __init__(self, rule: Callable[[LocalGame], Step]):
-        self.rule = rule
-
-    def __call__(self, game: LocalGame) -> Step:
-        if not isinstance(game, ModelledLocalGame) or game.view2 is None:
-            return self.rule(game)
-        step1, step2 = self.rule(game), self.rule(game.view2)
-        return Step(step1.delta1, step2.delta2, step1.iterations + step2.iterations,
-                    max(float(step1.residual), float(step2.residual)), bool(step1.converged and step2.converged),
-                    step1.matvecs + step2.matvecs, {"view1": step1.info, "view2": step2.info})
-
-
-def attach_opponent_model(optimizer, spec) -> OpponentModel:
-    """Give ``optimizer`` (a :class:`~ipo_robust.optim.optimizer.TwoAgentOptimizer`) an opponent model.
-
-    Optimizers that use the base ``local_game`` and ``step`` honour it through the two views (their whole
-    update comes from the local game). An optimizer with its own sampling path honours it only if it says
-    so with the class attribute ``handles_opponent_model = True`` (``ipo-trpo``: per-player views and line
-    searches; ``ipo-dpg``: per-player deterministic views and critics) and then reads ``opponent_model``
-    itself; a ``refuses_opponent_model`` string explains why one is not needed (``trpo``); any other
-    (``ppo``, ``lola``'s cross gradients) refuses with a ConfigError rather than read the true parameters
-    silently.
-    """
-    from ipo_robust.optim.optimizer import TwoAgentOptimizer
-
-    cls = type(optimizer)
-    reason = getattr(cls, "refuses_opponent_model", None)
-    if reason:
-        raise ConfigError(f"{cls.Config.owner()} takes no opponent_model: {reason}")
-    own = [name for name in ("local_game", "step") if getattr(cls, name) is not getattr(TwoAgentOptimizer, name)]
-    if own and not getattr(cls, "handles_opponent_model", False):
-        raise ConfigError(f"{cls.Config.owner()}: opponent_model is supported by optimizers whose update comes "
-                          f"from the sample local game alone (simga, cgd, lookahead, ipo-vpg, ncgd, npg, "
-                          f"ipo-npg) or that handle it themselves (ipo-trpo, ipo-dpg); "
-                          f"{cls.__name__} overrides {' and '.join(own)}")
-    model = resolve_opponent_model(spec)
-    optimizer.update = PerPlayerUpdate(optimizer.update)
-    return model

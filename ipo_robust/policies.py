@@ -22,9 +22,15 @@ log-probabilities (*B,). Flat parameter vectors follow ``parameters_to_vector(po
 ``hidden=()`` makes the MLP policies linear in the observation (logits = W obs + b). Every
 ``act(obs, generator)`` draws from the given ``torch.Generator`` (global RNG when ``None``).
 
+Deterministic policies (the deterministic policy gradient, seed sec. 4.3: ``ipo-dpg``, ``maddpg``) act by
+``mu(obs)`` (*B, act_dim); their ``distribution(obs)`` is the Gaussian *exploration* policy around mu, which
+``ipo_robust.collect`` rolls out. :class:`DeterministicPolicy`: mu = MLP(obs), unsquashed;
+:class:`ConstantPolicy`: mu = theta, whatever the state (the one-step continuous games);
+:func:`make_deterministic_agents` sizes a pair from an env.
+
 Critics are centralised: they see both agents' observations (and, for Q, both actions), one critic per
 agent. :class:`ValueCritic` V(s) (*B,) and :class:`QCritic` Q(s, a1, a2) (*B,); discrete actions enter
-one-hot encoded.
+one-hot encoded. :class:`NegatedCritic` is Q2 = -Q1, one critic for both players of a zero-sum game.
 """
 
 from __future__ import annotations
@@ -267,6 +273,49 @@ class TabularCategoricalPolicy(Policy):
         return torch.softmax(self.logits, dim=-1)
 
 
+class DeterministicPolicy(nn.Module):
+    """a = mu(obs; theta) = MLP(obs) (unsquashed; the rollout clips to the action Box).
+
+    ``distribution(obs)`` is the *exploration* policy Independent(Normal(mu(obs), exploration_std), 1), so
+    ``ipo_robust.collect`` rolls it out with Gaussian exploration noise; the optimizers differentiate
+    ``mu``. ``exploration_std`` is a plain attribute, not a parameter (the optimizers set it to ``noise``).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (64, 64),
+                 activation: type[nn.Module] = nn.Tanh, exploration_std: float = 0.1):
+        super().__init__()
+        self.obs_dim, self.act_dim, self.exploration_std = int(obs_dim), int(act_dim), float(exploration_std)
+        self.mu_net = _mlp(self.obs_dim, self.act_dim, hidden, activation)
+
+    def mu(self, obs: torch.Tensor) -> torch.Tensor:
+        """The deterministic action (*B, act_dim) for observations (*B, obs_dim)."""
+        return self.mu_net(torch.as_tensor(obs).to(self.mu_net[0].weight.dtype))
+
+    def forward(self, obs):
+        return self.mu(obs)
+
+    def distribution(self, obs: torch.Tensor) -> Independent:
+        mean = self.mu(obs)
+        return Independent(Normal(mean, torch.full_like(mean, max(self.exploration_std, 1e-8))), 1)
+
+
+class ConstantPolicy(DeterministicPolicy):
+    """State-independent mu(s; theta) = theta (act_dim,): the policy of the one-step continuous games."""
+
+    def __init__(self, act_dim: int = 1, init=None, exploration_std: float = 0.1):
+        nn.Module.__init__(self)
+        self.obs_dim, self.act_dim, self.exploration_std = None, int(act_dim), float(exploration_std)
+        theta = torch.zeros(self.act_dim) if init is None else torch.as_tensor(init).reshape(-1).clone()
+        if theta.shape != (self.act_dim,):
+            raise ValueError(f"init must hold {self.act_dim} numbers, got shape {tuple(theta.shape)}")
+        self.theta = nn.Parameter(theta.to(torch.get_default_dtype() if not theta.is_floating_point()
+                                           else theta.dtype))
+
+    def mu(self, obs: torch.Tensor) -> torch.Tensor:
+        obs = torch.as_tensor(obs)
+        return self.theta.expand(*obs.shape[:-1], self.act_dim)
+
+
 def _flat_dim(space: Space, name: str) -> int:
     if _is_flat_box(space):
         return int(space.shape[0])
@@ -329,6 +378,17 @@ class QCritic(nn.Module):
         return self.net(x).squeeze(-1)
 
 
+class NegatedCritic(nn.Module):
+    """Q2 = -Q1 (zero-sum games: one critic for both players)."""
+
+    def __init__(self, critic: nn.Module):
+        super().__init__()
+        self.critic = critic
+
+    def forward(self, obs1, obs2, act1, act2):
+        return -self.critic(obs1, obs2, act1, act2)
+
+
 def make_policy(obs_space: Space, action_space: Space, hidden: Sequence[int] = (64, 64),
                 seed: int | None = None, dtype: torch.dtype = torch.float32,
                 state_dependent_std_dims: Sequence[int] = ()) -> Policy:
@@ -356,3 +416,19 @@ def make_policy(obs_space: Space, action_space: Space, hidden: Sequence[int] = (
         else:
             raise ValueError(f"make_policy supports Discrete and flat Box action spaces, got {action_space!r}")
     return policy.to(dtype)
+
+
+def make_deterministic_agents(env, seed: int | None = None, hidden: Sequence[int] = (64, 64),
+                              exploration_std: float = 0.1, dtype: torch.dtype = torch.float32):
+    """Two DeterministicPolicy sized from the env's flat Box spaces; agent i seeded with seed + i."""
+    agents = []
+    for i in (0, 1):
+        obs_space, act_space = env.observation_spaces[i], env.action_spaces[i]
+        if not _is_flat_box(act_space):
+            raise ValueError(f"deterministic policies need flat Box actions, got {act_space!r} for player {i + 1}")
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed + i)
+            agents.append(DeterministicPolicy(obs_space.shape[0], act_space.shape[0], hidden,
+                                              exploration_std=exploration_std).to(dtype))
+    return tuple(agents)

@@ -41,8 +41,10 @@ import torch
 from ipo_robust.hookspecs import hookimpl
 from ipo_robust.hyperparameters import boolean, hyperparameter
 from ipo_robust.optim import LocalGame, Step
-from ipo_robust.optim.optimizer import TwoAgentOptimizer
-from ipo_robust.plugins.optimizers import GradientConfig, _lr_alias
+from ipo_robust.optim.estimators import estimate_local_game
+from ipo_robust.optim.optimizer import Capabilities, GradientConfig, GradientOptimizer
+from ipo_robust.optim.rules import UpdateRule
+from ipo_robust.optim.sample import SampleEstimator
 
 CROSS_KEYS = ("grad2_J1", "grad1_J2")
 
@@ -102,38 +104,50 @@ def exact_lola_game(game, theta1, theta2) -> LocalGame:
     return local
 
 
-class LOLA(TwoAgentOptimizer):
-    """LOLA for both players (Foerster et al. 2018); see the module docstring."""
+class CrossGradientEstimator(SampleEstimator):
+    """The sample local game plus grad_2 J1 and grad_1 J2 by the score-function estimator of eq. (12) on the
+    batch with the players' rewards swapped (``info["grad1_J2"]``, ``info["grad2_J1"]``)."""
 
-    interactive = True
-
-    @dataclass
-    class Config(GradientConfig):
-        OWNER = "optimizer 'lola'"
-        shaping_only: bool = hyperparameter(False, boolean,
-                                            "drop the look-ahead term lr2 D12 g2 (the rule as printed by "
-                                            "Foerster et al. 2018); False: the full first-order derivative")
-
-    def __init__(self, agents=None, **hyperparameters):
-        super().__init__(agents, **_lr_alias(self.Config, hyperparameters))
-
-    def local_game(self, batch) -> LocalGame:
-        """The sample local game plus grad_2 J1 and grad_1 J2 by the score-function estimator of eq. (12)
-        on the batch with the players' rewards swapped."""
-        from ipo_robust.optim.estimators import estimate_local_game
-
-        game = super().local_game(batch)
+    def __call__(self, batch, policies, opponent_model=None) -> LocalGame:
+        game = super().__call__(batch, policies, opponent_model)
         if not game.zero_sum:
             swapped = dataclasses.replace(batch, rew1=batch.rew2, rew2=batch.rew1)
-            policy1, policy2 = self._require_agents()
-            crossed = estimate_local_game(swapped, policy1, policy2, gamma=self.config.gamma, zero_sum=False,
-                                          method=self.config.method)
+            crossed = estimate_local_game(swapped, *policies, gamma=self.gamma, zero_sum=False, method=self.method)
             game.info["grad1_J2"], game.info["grad2_J1"] = crossed.g1, crossed.g2  # swapped rewards
         return game
 
-    def update(self, game: LocalGame) -> Step:
-        c = self.config
-        return lola_step(game, c.lr1, c.lr2, shaping_only=c.shaping_only)
+
+@dataclass(frozen=True)
+class LOLARule(UpdateRule):
+    """:func:`lola_step` with fixed learning rates."""
+
+    lr1: float
+    lr2: float
+    shaping_only: bool = False
+
+    def __call__(self, game: LocalGame) -> Step:
+        return lola_step(game, self.lr1, self.lr2, shaping_only=self.shaping_only)
+
+
+@dataclass
+class LOLAConfig(GradientConfig):
+    shaping_only: bool = hyperparameter(False, boolean,
+                                        "drop the look-ahead term lr2 D12 g2 (the rule as printed by "
+                                        "Foerster et al. 2018); False: the full first-order derivative")
+
+
+class LOLA(GradientOptimizer):
+    """LOLA for both players (Foerster et al. 2018); see the module docstring."""
+
+    Config = LOLAConfig
+    capabilities = Capabilities(interactive=True)
+    no_opponent_model_reason = "its cross gradients grad_2 J1, grad_1 J2 read both true policies"
+
+    def make_estimator(self):
+        return CrossGradientEstimator.from_config(self.config)
+
+    def make_rule(self):
+        return LOLARule(self.config.lr1, self.config.lr2, self.config.shaping_only)
 
 
 @hookimpl

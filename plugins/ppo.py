@@ -20,14 +20,13 @@ IPO estimator.
 ``train="player1"`` (or ``"player2"``) updates that player only and leaves the other one frozen, bit
 for bit: the adversarial-policy protocol of Gleave et al. (2020) trains an attacker this way.
 
-PPO learns from samples only: ``update(game)`` on a LocalGame raises (class attribute
-``sample_only = True``); use ``step(batch)``.
+PPO learns from samples only: it is a :class:`~ipo_robust.optim.optimizer.SampleOptimizer` (no local
+game, no update rule; ``capabilities.local_game`` is False); use ``step(batch)``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from torch import nn
@@ -35,6 +34,7 @@ from torch import nn
 from ipo_robust.envs.base import Box
 from ipo_robust.hookspecs import hookimpl
 from ipo_robust.hyperparameters import (
+    Hyperparameters,
     boolean,
     hidden_sizes,
     hyperparameter,
@@ -44,8 +44,7 @@ from ipo_robust.hyperparameters import (
     positive_int,
     unit_interval,
 )
-from ipo_robust.optim import LocalGame, Step
-from ipo_robust.optim.optimizer import SampleConfig, TwoAgentOptimizer
+from ipo_robust.optim.optimizer import SampleOptimizer, distributions, mean_kl
 from ipo_robust.policies import ValueCritic
 
 
@@ -83,14 +82,12 @@ def clipped_surrogate(logp: torch.Tensor, logp_old: torch.Tensor, advantages: to
     return torch.min(pg_loss1, pg_loss2).mean()
 
 
-class PPO(TwoAgentOptimizer):
+class PPO(SampleOptimizer):
     """Independent PPO with clipping and GAE for both players (module docstring)."""
 
-    sample_only: ClassVar[bool] = True
-
     @dataclass
-    class Config(SampleConfig):
-        OWNER = "optimizer 'ppo'"
+    class Config(Hyperparameters):
+        gamma: float = hyperparameter(0.99, unit_interval, "discount of J_i = E[sum_t gamma^t r_i,t]")
         lr: float = hyperparameter(3e-4, positive, "Adam learning rate (policy and critic)")
         clip: float = hyperparameter(0.2, positive, "clip range epsilon of the probability ratio")
         gae_lambda: float = hyperparameter(0.95, unit_interval, "GAE lambda")
@@ -107,19 +104,11 @@ class PPO(TwoAgentOptimizer):
                                     "which players are updated; the other stays frozen, bit for bit (an "
                                     "adversary trained against a fixed victim, Gleave et al. 2020)")
 
-    def __init__(self, agents=None, **hyperparameters):
-        super().__init__(agents, **hyperparameters)
+    def __init__(self, agents=None, opponent_model=None, **hyperparameters):
+        super().__init__(agents, opponent_model, **hyperparameters)
         self.critics: tuple[ValueCritic, ValueCritic] | None = None
         self.optimizers: tuple[torch.optim.Optimizer, ...] = ()
         self.generator = torch.Generator().manual_seed(self.config.seed)
-
-    def update(self, game: LocalGame) -> Step:
-        raise ValueError("optimizer 'ppo' needs samples: it optimises a clipped surrogate with a critic over "
-                         "several epochs, which a LocalGame (g1, g2, D12, D21) cannot express. Call "
-                         "step(batch) with a Batch from ipo_robust.collect instead of update(game).")
-
-    def local_game(self, batch) -> LocalGame:
-        raise ValueError("optimizer 'ppo' does not use a local game; call step(batch)")
 
     def _build(self, batch) -> None:
         """Critics (centralised V_i) and one Adam per player, sized from the first batch."""
@@ -161,7 +150,7 @@ class PPO(TwoAgentOptimizer):
         if self.critics is None:
             self._build(batch)
         agents = self._require_agents()
-        before = self._distributions(batch)
+        before = distributions(agents, batch)
         info: dict = {}
         T, N = batch.num_steps, batch.num_envs
         M = T * N
@@ -209,7 +198,7 @@ class PPO(TwoAgentOptimizer):
             info[f"optim/surrogate{i + 1}"] = pg
             info[f"optim/value_loss{i + 1}"] = vf
             info[f"optim/entropy{i + 1}"] = ent
-        kl1, kl2 = self.mean_kl(before, batch)
+        kl1, kl2 = mean_kl(before, distributions(agents, batch))
         info["optim/kl1"], info["optim/kl2"] = kl1, kl2
         returns1, returns2 = batch.discounted_returns(c.gamma) if batch.num_episodes else (None, None)
         if returns1 is not None:

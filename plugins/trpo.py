@@ -1,44 +1,47 @@
-"""Trust-region optimizers: independent TRPO and IPO-TRPO (seed eqs. 16-19).
+"""Trust-region optimizers: independent TRPO and IPO-TRPO (seed sec. 4.2, eqs. 16-19).
+
+TRPO is the natural rule plus its line search: each optimizer is the sample estimator with the Fisher
+operators (eqs. 12-13), an update rule, and a backtracking line search as its acceptance
+(:mod:`ipo_robust.optim.trust_region`: the true KL, the surrogates, the own-move gains A_i).
 
 ``trpo`` (Schulman et al. 2015, "Trust Region Policy Optimization") for each player separately:
 
     s_i = (F_i + damping I)^-1 g_i                      conjugate gradient on the KL-Hessian Fisher
     delta_i = sqrt(2 kl / s_i^T F_i s_i) s_i           the largest step of the quadratic KL model
-    theta_i <- theta_i + beta^k delta_i                 backtracking line search: the smallest k with
-                                                        mean KL(pi_old || pi_new) <= kl (the TRUE KL over
-                                                        the batch's observations) and L_i improved
+    theta_i <- theta_i + beta^k delta_i                 the smallest k with true KL_i <= kl and the own
+                                                        surrogate L_i improved (PlayerLineSearch)
 
-with the importance-sampled surrogate L_i(theta_i) = (1/E) sum_m rho_i,m G_i,m over the complete-episode
-samples m of the batch, rho_i,m = pi_i(a_m|o_m; theta_i) / pi_i(a_m|o_m; theta_i,old) and G_i,m the
-discounted reward-to-go sum_{t>=m} gamma^t r_i,t of the estimators (so grad L_i at theta_old = g_i,
-eq. (12)). If no k <= ``max_backtracks`` passes, the player keeps its parameters (accepted fraction 0).
+It is per-player by definition (``kl_split`` is "per-player" only): each player's budget, search and
+acceptance are its own; the opponent enters only through the sampled actions.
 
-``ipo-trpo`` (seed sec. 4.2, eqs. 16-19): the direction is the natural-CGD step of eq. (19),
-``natural_cgd_step`` on the sample local game (g1, g2, D12, D21, F1, F2), scaled so each player's
-quadratic KL equals ``kl`` (eq. 20); then the same per-player line search on the true KL and a
-surrogate. Which surrogate (``surrogate``):
+``ipo-trpo`` (seed sec. 4.2): the pair (d1, d2) is the natural-CGD step of eq. (19) on the sample local game
+(g1, g2, D12, D21, F1, F2), at the lambda whose pair has joint quadratic KL = ``kl`` (``kl_split="joint"``,
+lam1 : lam2 kept) or each direction at its own KL = ``kl`` ("per-player"), and the line search acts on that
+*pair*, applied together (PairLineSearch): lambda grows and eq. (19) is re-solved ('joint') or the pair is
+scaled by beta^k ('per-player') until the true KL is within budget and both own-move gains A_i >= 0 under
+the ``surrogate`` ("competitive": both players moved, the default; "own": the opponent held fixed). The pair
+applied is eq. (19)'s solution at the reported lambda, or zero for both: a player is never moved against an
+opponent move that was then rejected. With the mixed terms set to zero, the per-player split and "own",
+ipo-trpo takes trpo's steps whenever trpo accepts both players at the same k.
 
-- ``"competitive"`` (default): player i's objective given the opponent's proposed move, the
-  per-decision importance-sampled estimate
-      L_i(theta_i, theta_j + delta_j) = (1/E) sum_t gamma^t r_i,t W_i,t W_j,t,  W_t = prod_{k<=t} rho_k,
-  whose first and mixed derivatives at theta_old are exactly g_i and D_ij of eq. (13). Its slope along
-  d_i is d_i^T (g_i + D_ij delta_j) + ..., positive for the CGD step, which anticipates the opponent:
-  the own surrogate alone may reject a step whose cross term dominates (near an equilibrium). The
-  products of ratios grow in variance with the episode length; use ``"own"`` for long episodes.
-- ``"own"``: TRPO's surrogate L_i(theta_i) with the opponent held fixed. With the mixed terms set to
-  zero, ipo-trpo with ``surrogate="own"`` takes exactly trpo's steps.
+``update(game)`` returns the un-line-searched pair (eq. 19 at the budget's lambda), so both optimizers also
+run on exact games.
 
-``update(game)`` returns the un-line-searched, KL-scaled steps, so both also run on exact games.
+Metrics (``optim/...``): ``lam1``, ``lam2`` (eq. 19's weights of the applied pair; inf when the pair was
+rejected, NaN for an accepted per-player pair; ipo-trpo), ``kl`` (true joint KL of the applied pair), ``kl1``,
+``kl2``, ``kl_model`` (its joint quadratic KL; ipo-trpo), ``backtracks1``/``backtracks2`` and
+``accepted1``/``accepted2`` (the applied fraction), ``surrogate_improvement1``/``2`` (the own-surrogate gain
+for trpo, A_1, A_2 for ipo-trpo), ``step_norm1``/``2``, ``grad_norm1``/``2``, the solver's
+``iterations``/``matvecs`` over every solve.
 
-Opponent models (seed sec. 5; :mod:`ipo_robust.opponent`). ``ipo-trpo`` accepts ``opponent_model=``: each
-player i then runs on its own (``player_step``): the model fits the opponent from its observed actions, the
-direction is eq. (19) on player i's view of the sample local game at (theta_i, theta_j_hat), of which player
-i keeps d_i, and the line search reads only what player i has. The true KL and the ``"own"`` surrogate
-are player i's own (its ratio rho_i and KL(pi_i,old || pi_i,new)): nothing of the opponent. The
-``"competitive"`` surrogate evaluates the opponent's side through the model: W_j uses the ratio
-pi_j_hat(a_j | o_j; theta_j_hat + d_j_hat) / pi_j_hat(a_j | o_j; theta_j_hat), with d_j_hat the opponent's
-step as player i's view forecasts it, at the actions the opponent actually took (with ``oracle`` this is
-the step without a model). ``trpo`` refuses a model: its update never uses the opponent's parameters.
+Opponent models (seed sec. 5; :mod:`ipo_robust.opponent`). ``ipo-trpo`` accepts ``opponent_model=``: the
+estimator builds each player's view of the sample local game at (theta_i, theta_j_hat), the rule solves
+eq. (19) in each view, and each player runs the pair line search in its own view (``player_step``): its
+policy moved by d_i and the model's policy by the forecast d_j_hat, together. The joint KL is player i's own
+KL plus the model's, the gains are read from the batch with the model's ratio at the actions the opponent
+actually took; nothing of the opponent's true parameters. Player i keeps d_i of its view's accepted pair (or
+stays, if its view rejected the pair); with ``oracle`` both views are the true game and this is the step
+without a model. ``trpo`` refuses a model: its update never uses the opponent's parameters.
 """
 
 from __future__ import annotations
@@ -47,245 +50,51 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch.distributions import kl_divergence
-from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from ipo_robust.hookspecs import hookimpl
-from ipo_robust.hyperparameters import hyperparameter, non_negative, non_negative_int, one_of, positive
-from ipo_robust.optim import LocalGame, Step, conjugate_gradient, natural_cgd_step
-from ipo_robust.optim.optimizer import NaturalConfig, TwoAgentOptimizer, default_rtol, rewards_are_zero_sum
-from ipo_robust.rollout import reverse_segment_cumsum, segment_cumsum
+from ipo_robust.hyperparameters import hyperparameter, one_of, positive
+from ipo_robust.optim import LocalGame, Step, conjugate_gradient
+from ipo_robust.optim.optimizer import Capabilities
+from ipo_robust.optim.rules import NaturalRule, UpdateRule, default_rtol
+from ipo_robust.optim.trust_region import (
+    PairLineSearch,
+    PlayerLineSearch,
+    TrustRegionConfig,
+    TrustRegionOptimizer,
+    applied_pair,
+    pair_metrics,
+    set_parameters,
+)
+from ipo_robust.optim.views import player_steps, player_views, view_policies
 
 
-def open_unit_interval(value) -> str | None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0.0 < value < 1.0
-    return None if ok else "a number in (0, 1)"
+# --------------------------------------------------------------------------------------------------
+# trpo
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TRPODirections(UpdateRule):
+    """Each player's natural gradient by CG on its own F_i + damping I, scaled to 1/2 d^T F d = kl: the
+    per-player natural step on the uncoupled game (D12, D21 unused; Schulman et al. 2015, appendix C)."""
 
+    kl: float
+    damping: float = 1e-4
+    rtol: float | None = None
+    max_iter: int | None = 100
 
-@dataclass
-class TrustRegionConfig(NaturalConfig):
-    """kl is the trust-region radius: the bound on the true mean KL(old || new) per player."""
-
-    OWNER = "optimizer"
-    backtrack: float = hyperparameter(0.5, open_unit_interval, "line-search shrink factor beta")
-    max_backtracks: int = hyperparameter(10, non_negative_int, "line-search halvings before giving up")
-    accept_ratio: float = hyperparameter(0.0, non_negative,
-                                         "accept only if improvement >= accept_ratio x linear prediction")
-
-
-class TrustRegion(TwoAgentOptimizer):
-    """Shared machinery: the per-player backtracking line search on the true KL and a surrogate."""
-
-    needs_fisher = True
-    #: which surrogate the line search improves ("own" or "competitive"; see the module docstring)
-    surrogate_kind = "own"
-
-    def step(self, batch) -> dict:
-        if self.opponent_model is not None:
-            return self._modelled_step(batch)
-        game = self.local_game(batch)
-        step = self.update(game)
-        policies = self._require_agents()
-        context = _SurrogateContext(batch, policies, getattr(self.config, "gamma", 0.99))
-        thetas = [parameters_to_vector(p.parameters()).detach().clone() for p in policies]
-        deltas = (step.delta1, step.delta2)
-        search = []
-        for i in (0, 1):
-            search.append(self._line_search(i, context, policies, thetas, deltas, (game.g1, game.g2)[i]))
-        for i, (fraction, *_rest) in enumerate(search):  # apply the accepted steps of both players
-            _set(policies[i], thetas[i] + fraction * deltas[i].to(thetas[i]))
-        return self._finish(batch, step, search, deltas, game, (game.g1, game.g2))
-
-    def _finish(self, batch, step, search, deltas, game, gradients) -> dict:
-        self.iteration += 1
-        info = {
-            "optim/iterations": step.iterations,
-            "optim/residual": float(step.residual),
-            "optim/converged": bool(step.converged),
-            "optim/matvecs": step.matvecs,
-            "optim/grad_norm1": float(gradients[0].norm()),
-            "optim/grad_norm2": float(gradients[1].norm()),
-        }
-        for i, (fraction, backtracks, kl, improvement) in enumerate(search, start=1):
-            info[f"optim/backtracks{i}"] = backtracks
-            info[f"optim/accepted{i}"] = fraction
-            info[f"optim/kl{i}"] = kl
-            info[f"optim/surrogate_improvement{i}"] = improvement
-            info[f"optim/step_norm{i}"] = float(fraction * deltas[i - 1].norm())
-        for key, value in game.info.items():
-            if key in ("J1", "J2", "episodes"):
-                info[f"train/{key}"] = value
-            elif key.startswith("opponent/"):
-                info[key] = value
-        info.update(self.fit_critics(batch))
-        return info
-
-    # -- with an opponent model: one view, one direction and one line search per player --------------
-    def player_step(self, i: int, batch) -> tuple[torch.Tensor, tuple, Step, LocalGame]:
-        """Player ``i``'s (0 or 1) move from its own view of the local game, without reading the opponent.
-
-        The model observes the opponent's (obs, act) in ``batch`` (eq. 24); the local game is estimated at
-        (own theta, the model's theta_hat) (:func:`ipo_robust.opponent.player_view`); the update rule on it
-        gives (d_i, its forecast d_j_hat) and player i keeps d_i. The line search reads player i's own
-        policy (true KL, own ratio) and, for the ``"competitive"`` surrogate, the model's policy moved by
-        d_j_hat in place of the opponent's true move (the model is restored afterwards). The opponent's
-        true policy is handed to the model only if the model is ``centralised`` (``oracle``).
-
-        :return: (player i's new parameters, the line-search result (fraction, backtracks, kl, gain),
-            the step on player i's view, that view). Nothing is applied.
-        """
-        from ipo_robust.opponent import player_view
-
-        model, agents = self.opponent_model, self._require_agents()
-        j = 1 - i
-        own, true_opponent = agents[i], agents[j]
-        metrics = model.observe(batch, j + 1) or {}
-        view = player_view(batch, i + 1, own, model, true_opponent, **self._estimator_options(batch))
-        view.info.update(metrics)
-        step = self.update(view)  # a plain LocalGame: PerPlayerUpdate runs the rule itself
-        opponent = model.estimate(j + 1, true_opponent if getattr(model, "centralised", False) else None)
-        policies = (own, opponent) if i == 0 else (opponent, own)
-        context = _SurrogateContext(batch, policies, getattr(self.config, "gamma", 0.99))
-        thetas = [parameters_to_vector(p.parameters()).detach().clone() for p in policies]
-        deltas = (step.delta1, step.delta2)
-        result = self._line_search(i, context, policies, thetas, deltas, (view.g1, view.g2)[i])
-        return thetas[i] + result[0] * deltas[i].to(thetas[i]), result, step, view
-
-    def _modelled_step(self, batch) -> dict:
-        agents = self._require_agents()
-        (theta1, search1, step1, view1), (theta2, search2, step2, view2) = (self.player_step(i, batch)
-                                                                            for i in (0, 1))
-        _set(agents[0], theta1)
-        _set(agents[1], theta2)
-        step = Step(step1.delta1, step2.delta2, step1.iterations + step2.iterations,
-                    max(float(step1.residual), float(step2.residual)), bool(step1.converged and step2.converged),
-                    step1.matvecs + step2.matvecs, {"view1": step1.info, "view2": step2.info})
-        view1.info.update({k: v for k, v in view2.info.items() if k.startswith("opponent/")})
-        return self._finish(batch, step, (search1, search2), (step.delta1, step.delta2), view1,
-                            (view1.g1, view2.g2))
-
-    def _estimator_options(self, batch) -> dict:
-        """The options TwoAgentOptimizer.local_game hands the estimator (critics, gamma, Fisher, zero-sum)."""
-        config = self.config
-        zero_sum = config.zero_sum if config.zero_sum is not None else rewards_are_zero_sum(batch)
-        options = {}
-        if config.critic == "value" and self.critics is not None:
-            options["baselines"] = self.critics
-        elif config.critic == "q" and self.critics is not None:
-            options.update(estimator="critic", critics=self.critics)
-        options.update(gamma=config.gamma, fisher=True, zero_sum=zero_sum, method=config.method)
-        return options
-
-    def _line_search(self, i: int, context, policies, thetas, deltas, g_i) -> tuple[float, int, float, float]:
-        """Backtrack player i's step: returns (accepted fraction, backtracks, true KL, surrogate gain).
-
-        ``policies`` are the two policies the surrogate reads (player i's own and the opponent's, true or
-        modelled), ``thetas`` their parameters at theta_old and ``deltas`` the step of the view (player i's
-        d_i and the forecast d_j). The "own" surrogate and the KL read only ``policies[i]``.
-        """
-        c = self.config
-        delta_i = deltas[i].to(thetas[i])
-        j = 1 - i
-        competitive = self.surrogate_kind == "competitive"
-        if competitive:  # the opponent's proposed move: theta_j + d_j (eq. 19's forecast)
-            _set(policies[j], thetas[j] + deltas[j].to(thetas[j]))
-        try:
-            _set(policies[i], thetas[i])
-            base = context.surrogate(i, self.surrogate_kind)
-            slope = float(g_i.to(delta_i) @ delta_i)  # linear prediction of the gain (own part)
-            fraction, result = 1.0, (0.0, c.max_backtracks + 1, 0.0, 0.0)
-            for k in range(c.max_backtracks + 1):
-                _set(policies[i], thetas[i] + fraction * delta_i)
-                kl = context.kl(i)
-                improvement = context.surrogate(i, self.surrogate_kind) - base
-                expected = max(fraction * slope, 0.0)
-                if math.isfinite(kl) and kl <= c.kl and improvement > 0 and improvement >= c.accept_ratio * expected:
-                    result = (fraction, k, kl, improvement)
-                    break
-                fraction *= c.backtrack
-        finally:
-            _set(policies[i], thetas[i])
-            if competitive:
-                _set(policies[j], thetas[j])
-        return result
-
-
-def _set(policy: torch.nn.Module, theta: torch.Tensor) -> None:
-    params = list(policy.parameters())
-    with torch.no_grad():
-        vector_to_parameters(theta.to(params[0]), params)
-
-
-class _SurrogateContext:
-    """The batch's quantities at theta_old that the surrogates and the true KL need."""
-
-    def __init__(self, batch, policies, gamma: float):
-        self.batch, self.policies = batch, policies
-        self.mask = batch.complete
-        self.episodes = max(batch.num_episodes, 1)
-        discount = float(gamma) ** batch.t.to(torch.float64)
-        rewards = (batch.rew1, batch.rew2)
-        self.discounted = [discount * r.to(torch.float64) for r in rewards]  # gamma^t r_i,t
-        self.G = [reverse_segment_cumsum(x, batch.done) for x in self.discounted]  # reward-to-go, eq. (12)
-        self.obs = (batch.obs1, batch.obs2)
-        self.act = (batch.act1, batch.act2)
-        with torch.no_grad():
-            self.old = [p.distribution(o) for p, o in zip(policies, self.obs, strict=True)]
-            self.old_logp = [d.log_prob(a).to(torch.float64) for d, a in zip(self.old, self.act, strict=True)]
-        self.states_old = [self._states_distribution(i) for i in (0, 1)]
-
-    def _states_distribution(self, i):
-        with torch.no_grad():
-            return self.policies[i].distribution(self.obs[i][self.mask])
-
-    def log_ratio(self, i: int) -> torch.Tensor:
-        with torch.no_grad():
-            logp = self.policies[i].distribution(self.obs[i]).log_prob(self.act[i]).to(torch.float64)
-        return torch.where(self.mask, logp - self.old_logp[i], torch.zeros_like(logp))
-
-    def kl(self, i: int) -> float:
-        """Mean KL(pi_old || pi_new) over the complete-episode observations (the true KL)."""
-        with torch.no_grad():
-            new = self.policies[i].distribution(self.obs[i][self.mask])
-            return float(kl_divergence(self.states_old[i], new).mean())
-
-    def surrogate(self, i: int, kind: str) -> float:
-        zero = torch.zeros_like(self.G[i])
-        if kind == "own":  # L_i = (1/E) sum_m rho_i,m G_i,m (Schulman et al. 2015, eq. 14)
-            value = torch.where(self.mask, self.log_ratio(i).exp() * self.G[i], zero)
-        else:  # per-decision IS of J_i under both players' new policies (module docstring)
-            log_w = segment_cumsum(self.log_ratio(0) + self.log_ratio(1), self.batch.first)
-            value = torch.where(self.mask, log_w.exp() * self.discounted[i], zero)
-        return float(value.sum()) / self.episodes
-
-
-class TRPO(TrustRegion):
-    """Independent TRPO for both players (Schulman et al. 2015); see the module docstring."""
-
-    refuses_opponent_model = ("independent TRPO never uses the opponent's parameters in its update (each "
-                              "player's natural gradient g_i, Fisher F_i, own surrogate and KL are its own; the "
-                              "opponent enters only through the sampled actions), so a model would change "
-                              "nothing; drop opponent_model, or use 'ipo-trpo', whose anticipation of the "
-                              "opponent does go through it")
-
-    @dataclass
-    class Config(TrustRegionConfig):
-        OWNER = "optimizer 'trpo'"
-
-    def update(self, game: LocalGame) -> Step:
-        """Each player's natural gradient by CG on F_i + damping I, scaled to 0.5 d^T F d = kl."""
-        c = self.config
+    def __call__(self, game: LocalGame) -> Step:
         if game.F1 is None or game.F2 is None:
-            raise ValueError("trpo needs the Fisher operators F1, F2 in the local game (build it with fisher=True)")
-        deltas, iterations, residual, converged, matvecs, info = [], 0, 0.0, True, 0, {"solver": "cg", "kl": c.kl}
+            raise ValueError("TRPO's directions need the Fisher operators F1, F2 in the local game (build it "
+                             "with fisher=True)")
+        deltas, iterations, residual, converged, matvecs = [], 0, 0.0, True, 0
+        info = {"solver": "cg", "kl": self.kl}
         for i, (g, F) in enumerate(((game.g1, game.F1), (game.g2, game.F2)), start=1):
             def damped(v, F=F):
-                return F.matvec(v) + c.damping * v
+                return F.matvec(v) + self.damping * v
 
-            result = conjugate_gradient(damped, g, rtol=c.rtol or default_rtol(g), max_iter=c.max_iter)
+            result = conjugate_gradient(damped, g, rtol=self.rtol or default_rtol(g), max_iter=self.max_iter)
             s = result.x
             sFs = float(s @ damped(s))
-            scale = math.sqrt(2.0 * c.kl / sFs) if sFs > 0 else 0.0  # max step sqrt(2 delta / s^T F s)
+            scale = math.sqrt(2.0 * self.kl / sFs) if sFs > 0 else 0.0  # max step sqrt(2 delta / s^T F s)
             deltas.append(scale * s)
             iterations += result.iterations
             residual = max(residual, float(result.residual))
@@ -295,30 +104,125 @@ class TRPO(TrustRegion):
         return Step(deltas[0], deltas[1], iterations, residual, converged, matvecs, info)
 
 
-class IPOTRPO(TrustRegion):
-    """IPO-TRPO (seed eqs. 16-19): natural-CGD direction, then the per-player trust-region line search."""
+@dataclass
+class TRPOConfig(TrustRegionConfig):
+    kl_split: str = hyperparameter("per-player", one_of("per-player"),
+                                   "independent TRPO is per-player by definition: each player's step at its "
+                                   "own KL = kl, its own line search")
 
-    interactive = True
-    #: with ``opponent_model=``, each player's view, direction and line search are its own (player_step)
-    handles_opponent_model = True
 
-    @dataclass
-    class Config(TrustRegionConfig):
-        OWNER = "optimizer 'ipo-trpo'"
-        lam1: float = hyperparameter(1.0, positive, "Fisher weight of player 1 (lambda_1)")
-        lam2: float = hyperparameter(1.0, positive, "Fisher weight of player 2 (lambda_2)")
-        surrogate: str = hyperparameter("competitive", one_of("competitive", "own"),
-                                        "line-search surrogate (module docstring)")
+class TRPO(TrustRegionOptimizer):
+    """Independent TRPO for both players (Schulman et al. 2015); see the module docstring."""
 
-    def __init__(self, agents=None, **hyperparameters):
-        super().__init__(agents, **hyperparameters)
-        self.surrogate_kind = self.config.surrogate
+    Config = TRPOConfig
+    capabilities = Capabilities(fisher=True)
+    no_opponent_model_reason = ("independent TRPO never uses the opponent's parameters in its update (each "
+                                "player's natural gradient g_i, Fisher F_i, own surrogate and KL are its own; the "
+                                "opponent enters only through the sampled actions), so a model would change "
+                                "nothing; drop opponent_model, or use 'ipo-trpo', whose anticipation of the "
+                                "opponent does go through it")
 
-    def update(self, game: LocalGame) -> Step:
+    def make_rule(self) -> UpdateRule:
         c = self.config
-        return natural_cgd_step(game, kl=c.kl, lam1=c.lam1, lam2=c.lam2, damping=c.damping,
-                                rtol=c.rtol or default_rtol(game.g1),
-                                max_iter=c.max_iter)  # eqs. (19)-(20)
+        return TRPODirections(c.kl, c.damping, c.rtol, c.max_iter)
+
+    def make_line_search(self) -> PlayerLineSearch:
+        return PlayerLineSearch.from_config(self.config)
+
+    def accept(self, step: Step, game: LocalGame, batch) -> tuple[Step, dict]:
+        """Each player's own line search, the opponent held fixed; both accepted steps applied."""
+        context = self.surrogate_context(batch, self._require_agents())
+        deltas, gradients = (step.delta1, step.delta2), (game.g1, game.g2)
+        search = [self.line_search(context, i, deltas[i], gradients[i]) for i in (0, 1)]
+        applied = [search[i].fraction * deltas[i].to(context.theta[i]) for i in (0, 1)]
+        for i in (0, 1):
+            set_parameters(context.policies[i], context.theta[i] + applied[i])
+        info = {
+            "optim/iterations": step.iterations,
+            "optim/residual": float(step.residual),
+            "optim/converged": bool(step.converged),
+            "optim/matvecs": step.matvecs,
+            "optim/grad_norm1": float(game.g1.norm()),
+            "optim/grad_norm2": float(game.g2.norm()),
+            "optim/kl": search[0].kl + search[1].kl,
+        }
+        for i, (fraction, backtracks, kl, improvement) in enumerate(search, start=1):
+            info[f"optim/backtracks{i}"] = backtracks
+            info[f"optim/accepted{i}"] = fraction
+            info[f"optim/kl{i}"] = kl
+            info[f"optim/surrogate_improvement{i}"] = improvement
+            info[f"optim/step_norm{i}"] = float(fraction * deltas[i - 1].norm())
+        return Step(*applied, step.iterations, step.residual, step.converged, step.matvecs, step.info), info
+
+
+# --------------------------------------------------------------------------------------------------
+# ipo-trpo
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class IPOTRPOConfig(TrustRegionConfig):
+    lam1: float = hyperparameter(1.0, positive, "Fisher weight of player 1 (lambda_1); with kl_split='joint' "
+                                 "only the ratio lam1 : lam2 matters")
+    lam2: float = hyperparameter(1.0, positive, "Fisher weight of player 2 (lambda_2)")
+    surrogate: str = hyperparameter("competitive", one_of("competitive", "own"),
+                                    "line-search surrogate (ipo_robust.optim.trust_region)")
+
+
+class IPOTRPO(TrustRegionOptimizer):
+    """IPO-TRPO (seed sec. 4.2, eqs. 16-19): eq. (19)'s pair, then a line search on the pair applied together."""
+
+    Config = IPOTRPOConfig
+    capabilities = Capabilities(interactive=True, fisher=True, opponent_models=True)
+
+    def make_rule(self) -> UpdateRule:
+        c = self.config
+        return NaturalRule(c.kl, c.lam1, c.lam2, damping=c.damping, rtol=c.rtol, max_iter=c.max_iter,
+                           kl_split=c.kl_split)  # eq. (19) at the budget's lambda (seed, after eq. 20)
+
+    def make_line_search(self) -> PairLineSearch:
+        return PairLineSearch.from_config(self.config)
+
+    def accept(self, step: Step, game: LocalGame, batch) -> tuple[Step, dict]:
+        """The pair line search. Without a model one pair: both moves, or neither. With one, each player
+        searches its own view's pair (both views' solutions are in ``step``) and keeps its half."""
+        agents, views = self._require_agents(), player_views(game)
+        if self.opponent_model is None:
+            context = self.surrogate_context(batch, agents)
+            searches = (self.line_search(game, step, context),)
+            thetas = [context.theta[i] + searches[0].delta(i).to(context.theta[i]) for i in (0, 1)]
+        else:
+            pairs = player_steps(step)
+            (theta1, search1), (theta2, search2) = (self._view_search(i, views[i], pairs[i], batch) for i in (0, 1))
+            searches, thetas = (search1, search2), (theta1, theta2)
+        for agent, theta in zip(agents, thetas, strict=True):
+            set_parameters(agent, theta)
+        applied = applied_pair(searches)
+        info = pair_metrics(searches, applied)
+        info.update({"optim/grad_norm1": float(views[0].g1.norm()), "optim/grad_norm2": float(views[1].g2.norm())})
+        return applied, info
+
+    def player_step(self, i: int, batch) -> tuple[torch.Tensor, tuple, Step, LocalGame]:
+        """Player ``i``'s (0 or 1) move from its own view alone, without reading the opponent (unless the model
+        is centralised, ``oracle``): the model observes the opponent's (obs, act) in ``batch`` (eq. 24), the
+        view is the local game at (own theta, the model's theta_hat), eq. (19) on it gives the pair (d_i, the
+        forecast d_j_hat), and the pair line search runs in that view (the model is restored afterwards).
+
+        :return: (player i's new parameters = theta_i + fraction x step.delta_i, the search summary
+            (fraction, backtracks, the view's true joint KL, player i's own-move gain A_i), the view's
+            accepted (or last tried) pair, that view). Nothing is applied.
+        """
+        if self.opponent_model is None:
+            raise ValueError("player_step needs an opponent model (make_optimizer(..., opponent_model=...))")
+        view = self.estimator.player_view(batch, i + 1, self._require_agents(), self.opponent_model)
+        theta_i, search = self._view_search(i, view, self.rule(view), batch)
+        return theta_i, search.summary(i), search.step, view
+
+    def _view_search(self, i: int, view: LocalGame, pair: Step, batch):
+        """Player i's pair line search in its view: its policy and its model's moved together; returns
+        (player i's new parameters, the search)."""
+        policies = view_policies(i + 1, self._require_agents(), self.opponent_model)
+        context = self.surrogate_context(batch, policies)
+        search = self.line_search(view, pair, context)
+        return context.theta[i] + search.delta(i).to(context.theta[i]), search
 
 
 @hookimpl

@@ -230,7 +230,7 @@ def test_play_games_counts_exactly_and_spreads_games_over_copies():
 ])
 def test_bad_options_raise_a_config_error_naming_the_option(name, options, bad):
     with pytest.raises(ConfigError, match=rf"attack '{name}'.*{bad}"):
-        ATTACKS[name](**options)
+        host.create("attack", name, **options)
 
 
 @pytest.mark.parametrize("kwargs,bad", [({"seat": 2}, "seat"), ({"budget": -1}, "budget"), ({"games": 0}, "games"),

@@ -332,4 +332,4 @@ def make_perturbation(name: str, **options) -> Perturbation:
     """A perturbation by registered name (through the plugin host, so third-party ones work too)."""
     from ipo_robust import host
 
-    return host.resolve("perturbation", name)(**options)
+    return host.create("perturbation", name, **options)

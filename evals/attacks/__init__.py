@@ -5,7 +5,7 @@ a checkpoint). An attack targets one of the two agents, the *victim seat*; the a
 seat. Every attack is a plugin (kind ``attack``); the built-ins are in :data:`ATTACKS`::
 
     victim = Victim.from_checkpoint("runs/sumo")
-    attack = host.resolve("attack", "ppo-adversary")(lr=3e-4, num_envs=16)
+    attack = host.create("attack", "ppo-adversary", lr=3e-4, num_envs=16)
     result = attack.run(victim, seat=0, budget=200_000, games=200, seed=0)
     result.as_row()   # flat scalars: win_rate with its Wilson 95 % interval, returns, exploitability, ...
 

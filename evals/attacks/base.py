@@ -101,7 +101,6 @@ class Attack:
 
     @dataclass
     class Config(Hyperparameters):
-        OWNER = "attack"
         num_envs: int = hyperparameter(16, positive_int, "env copies played in parallel")
 
     def __init__(self, **options):
@@ -135,13 +134,9 @@ class Attack:
         return f"{type(self).__name__}({self.config})"
 
 
-def _control_config(name: str) -> type[Hyperparameters]:
-    """The hyperparameters every evaluation-only attack takes, owned by attack ``name``."""
+@dataclass
+class ControlConfig(Hyperparameters):
+    """The hyperparameters every evaluation-only attack takes."""
 
-    @dataclass
-    class Config(Hyperparameters):
-        OWNER = f"attack '{name}'"
-        num_envs: int = hyperparameter(16, positive_int, "env copies for the evaluation games")
-
-    return Config
+    num_envs: int = hyperparameter(16, positive_int, "env copies for the evaluation games")
 

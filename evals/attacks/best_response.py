@@ -18,7 +18,7 @@ from torch import nn
 
 from ipo_robust.envs.matrix import IteratedMatrixGameEnv, MatrixGameEnv
 from ipo_robust.errors import ConfigError
-from ipo_robust.evals.attacks.base import Attack, _control_config, _pair, _result, _seat_returns
+from ipo_robust.evals.attacks.base import Attack, ControlConfig, _pair, _result, _seat_returns
 from ipo_robust.evals.attacks.play import PolicyActor, TableActor, play_games
 from ipo_robust.evals.attacks.victim import Victim
 from ipo_robust.hyperparameters import hyperparameter, one_of
@@ -30,8 +30,7 @@ class BestResponse(Attack):
     name = "best-response"
 
     @dataclass
-    class Config(_control_config("best-response")):
-        OWNER = "attack 'best-response'"
+    class Config(ControlConfig):
         horizon: str = hyperparameter("infinite", one_of("infinite", "episode"),
                                       "iterated games: best response to the infinite-horizon discounted value "
                                       "(the LOLA objective) or to the value of the env's episode horizon")

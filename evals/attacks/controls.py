@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ipo_robust.errors import ConfigError
-from ipo_robust.evals.attacks.base import Attack, _control_config, _pair, _result, _seat_returns
+from ipo_robust.evals.attacks.base import Attack, ControlConfig, _pair, _result, _seat_returns
 from ipo_robust.evals.attacks.play import Actor, MaskedActor, PolicyActor, RandomActor, ZeroActor, play_games
 from ipo_robust.evals.attacks.victim import Victim, game_env
 from ipo_robust.hyperparameters import hyperparameter, one_of
@@ -70,7 +70,7 @@ class RandomAttack(_Control):
 
     name = "random"
 
-    Config = _control_config("random")
+    Config = ControlConfig
 
     def _attacker(self, env, seat, seed, victim, generator):
         return RandomActor(env.action_spaces[1 - seat], np.random.default_rng(seed))
@@ -81,7 +81,7 @@ class ZeroAttack(_Control):
 
     name = "zero"
 
-    Config = _control_config("zero")
+    Config = ControlConfig
 
     def _attacker(self, env, seat, seed, victim, generator):
         return ZeroActor(env.action_spaces[1 - seat])
@@ -94,8 +94,7 @@ class MaskedVictim(_Control):
     name = "masked-victim"
 
     @dataclass
-    class Config(_control_config("masked-victim")):
-        OWNER = "attack 'masked-victim'"
+    class Config(ControlConfig):
         opponent: str = hyperparameter("partner", one_of("partner", "random", "zero"),
                                        "who plays the masked victim: its own partner policy, random, or zero")
 

@@ -93,7 +93,6 @@ class PPOAdversary(Attack):
 
     @dataclass
     class Config(Hyperparameters):
-        OWNER = "attack 'ppo-adversary'"
         num_envs: int = hyperparameter(16, positive_int, "env copies for training and evaluation")
         steps: int = hyperparameter(64, positive_int, "steps per env copy in one PPO batch")
         lr: float = hyperparameter(1e-3, positive, "Adam learning rate of the attacker (and its critic)")

@@ -83,7 +83,7 @@ def run_cell(task: CellTask) -> dict:
 def _attack_row(task: CellTask) -> dict:
     key = task.key
     victim = load_victim(task.checkpoint, task.key["victim_identity"])
-    attack = host.resolve("attack", key["attack"])(**key["options"])
+    attack = host.create("attack", key["attack"], **key["options"])
     result = attack.run(victim, seat=key["seat"], budget=key["budget"], games=key["games"], seed=key["seed"])
     row = result.as_row() if hasattr(result, "as_row") else dict(result)
     cell = {"cell": task.cell_id, "victim": key["victim"], "label": key["label"], "attack": key["attack"],

@@ -282,3 +282,4 @@ def estimate_local_game(batch: Batch, policy1: nn.Module, policy2: nn.Module, ga
     info = {"estimator": estimator, "method": method, "episodes": episodes, "samples": int(valid.sum()),
             "J1": float(returns1.mean()), "J2": float(returns2.mean())}
     return LocalGame(g1, g2, D12, D21, F1, F2, zero_sum=zero_sum, info=info)
+

@@ -1,21 +1,30 @@
-"""The optimizer interface: an estimator (batch -> LocalGame) joined to an update rule (LocalGame -> Step).
+"""Optimizers by composition: ``step(batch) = accept(rule(estimator(batch)))``.
 
-Every optimizer plugin's factory is called as ``factory(agents, **hyperparameters)``. ``agents`` is the
-pair of policies (``torch.nn.Module`` with ``distribution(obs)``) the optimizer moves, or ``None`` when
-only the update rule is used (exact games hand it exact local games and apply the steps themselves).
+    estimator   Batch -> LocalGame      e.g. :class:`~ipo_robust.optim.sample.SampleEstimator` (eqs. 12-14),
+                                        which owns the critics
+    rule        LocalGame -> Step       e.g. :class:`~ipo_robust.optim.rules.CGDRule` (eq. 10),
+                                        :class:`~ipo_robust.optim.rules.NaturalRule` (eq. 19)
+    accept      Step -> applied Step    add the steps to the parameters, or a line search (trpo, ipo-trpo)
 
-Sampling path, one call per iteration::
+An optimizer plugin's factory is called as ``factory(agents, **hyperparameters)``. ``agents`` is the pair of
+policies it moves, or ``None`` when only the rule is used (exact games hand it exact local games through
+``update(game)`` and apply the steps themselves). A subclass of :class:`Optimizer` declares its ``Config``
+and ``capabilities`` and builds its three pieces once, in ``make_estimator``, ``make_rule`` and (optionally)
+``accept``. An opponent model is composed at construction: the estimator builds each player's view and the
+rule is wrapped once in :class:`~ipo_robust.optim.views.PerPlayerRule`.
 
-    info = optimizer.step(batch)   # = apply(update(local_game(batch))), plus diagnostics
+Optimizers that learn from samples alone (PPO) derive from :class:`SampleOptimizer`, a sibling: they have
+``step(batch)`` and checkpoint state, and no local game.
 
-``local_game(batch)`` is the sample estimate of seed eqs. (12)-(13) (unbiased, no advantage
-normalisation); ``update`` is the optimizer's rule; ``info`` holds namespaced metrics
-(``optim/iterations``, ``optim/residual``, ``optim/kl1`` ...).
+Every ``step`` returns namespaced metrics (:func:`step_metrics`): ``optim/iterations``, ``optim/residual``,
+``optim/converged`` (the Krylov solve reached its tolerance; the rounding floor counts, see
+:func:`~ipo_robust.optim.rules.default_rtol`), ``optim/solve_failures`` (solves that did not), ``optim/kl1``...
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -23,6 +32,7 @@ import torch
 from torch.distributions import kl_divergence
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
+from ipo_robust.errors import ConfigError
 from ipo_robust.hyperparameters import (
     Hyperparameters,
     hyperparameter,
@@ -34,7 +44,50 @@ from ipo_robust.hyperparameters import (
     unit_interval,
 )
 from ipo_robust.optim.local_game import LocalGame
+from ipo_robust.optim.rules import UpdateRule, default_rtol
+from ipo_robust.optim.sample import SampleEstimator, rewards_are_zero_sum
 from ipo_robust.optim.update import Step
+from ipo_robust.optim.views import PerPlayerRule, resolve_opponent_model
+
+__all__ = ["Capabilities", "CriticConfig", "GradientConfig", "GradientOptimizer", "NaturalConfig", "Optimizer",
+           "SampleConfig", "SampleOptimizer", "apply_step", "capabilities_of", "default_rtol", "lr_alias",
+           "rewards_are_zero_sum", "step_metrics"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Capabilities and hyperparameters
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Capabilities:
+    """What an optimizer is, declared once on its class (``capabilities = Capabilities(...)``).
+
+    interactive: the update uses the mixed Hessians D12, D21 (an IPO optimizer): it anticipates a
+        simultaneous opponent update, so schedules that train one player at a time refuse it.
+    fisher: its local game carries the Fisher operators F1, F2.
+    opponent_models: it accepts ``opponent_model=`` (each player's update from its own view).
+    resumable: ``state_dict`` holds everything the next update depends on (False: replay buffers and
+        target networks are not checkpointed, so a resume is refused).
+    local_game: it has ``update(game)`` and runs on exact local games; False for sample-only optimizers.
+    policies: the policies it moves: ``"stochastic"`` (``distribution(obs)``, what ``make_agents`` builds)
+        or ``"deterministic"`` (``mu(obs)``, the deterministic policy gradient).
+    """
+
+    interactive: bool = False
+    fisher: bool = False
+    opponent_models: bool = False
+    resumable: bool = True
+    local_game: bool = True
+    policies: str = "stochastic"
+
+
+def capabilities_of(factory) -> Capabilities:
+    """The declared capabilities of an optimizer factory; a factory without them is refused."""
+    capabilities = getattr(factory, "capabilities", None)
+    if not isinstance(capabilities, Capabilities):
+        name = getattr(factory, "__qualname__", type(factory).__name__)
+        raise ConfigError(f"optimizer factory {name} declares no capabilities: give the class a "
+                          "'capabilities = ipo_robust.optim.optimizer.Capabilities(...)' attribute")
+    return capabilities
 
 
 def bool_or_none(value) -> str | None:
@@ -69,7 +122,12 @@ class CriticConfig(SampleConfig):
 class NaturalConfig(CriticConfig):
     """Hyperparameters of the Fisher-metric family (natural CGD, NPG, TRPO, IPO-TRPO)."""
 
-    kl: float = hyperparameter(0.01, positive, "KL budget delta per player and step")
+    kl: float = hyperparameter(0.01, positive, "KL budget delta per step: of both players together "
+                               "(kl_split='joint') or of each player ('per-player')")
+    kl_split: str = hyperparameter("joint", one_of("joint", "per-player"),
+                                   "'joint': one lambda for both players (lam1 : lam2 kept), chosen so eq. (19)'s "
+                                   "pair has joint quadratic KL = kl (seed, after eq. 20); 'per-player': each "
+                                   "player's direction rescaled to its own KL = kl (not eq. 19's pair at any lambda)")
     damping: float = hyperparameter(1e-4, positive, "Fisher damping (F + damping I)")
     rtol: float | None = hyperparameter(None, positive_or_none,
                                         "solver tolerance; None: 1e-10 in float64, 1e-6 in float32")
@@ -77,201 +135,84 @@ class NaturalConfig(CriticConfig):
                                           "solver iteration cap (a float32 solve can stall short of rtol)")
 
 
-class TwoAgentOptimizer:
-    """Base class of the built-in optimizers.
+@dataclass
+class GradientConfig(CriticConfig):
+    """The sample estimator plus both players' learning rates."""
 
-    Subclasses set ``Config`` (a :class:`Hyperparameters` dataclass, usually extending
-    :class:`SampleConfig`) and implement :meth:`update`.
-    """
+    lr1: float = hyperparameter(0.1, positive, "learning rate of player 1")
+    lr2: float = hyperparameter(0.1, positive, "learning rate of player 2")
 
-    Config: ClassVar[type[Hyperparameters]]
-    #: uses the mixed Hessians D12, D21 (an IPO optimizer) rather than only g1, g2
-    interactive: ClassVar[bool] = False
-    #: needs the Fisher operators F1, F2 in the local game
-    needs_fisher: ClassVar[bool] = False
 
-    def __init__(self, agents=None, opponent_model=None, **hyperparameters):
-        """``opponent_model``: None (the true opponent parameters, as before), a registered opponent-model
-        name (``"oracle"``, ``"mle"``) or an object with ``observe``/``estimate`` (:mod:`ipo_robust.opponent`):
-        each player's update is then computed from its own view of the local game, through its model of the
-        opponent, never from the opponent's true parameters (unless the model is centralised)."""
-        self.config = self.Config.build(**hyperparameters)
-        if agents is not None and (len(agents) != 2 or not all(isinstance(a, torch.nn.Module) for a in agents)):
-            raise ValueError("agents must be a pair of torch.nn.Module policies (see ipo_robust.make_agents)")
-        self.agents = agents
-        self.iteration = 0
-        self.critics: tuple[torch.nn.Module, torch.nn.Module] | None = None  # built on the first batch
-        self.opponent_model = None
-        if opponent_model is not None:
-            from ipo_robust.opponent import attach_opponent_model
+def lr_alias(kwargs: dict) -> dict:
+    """``lr=x`` sets both players' learning rates (unless given separately); a bad ``lr`` is named as such."""
+    if "lr" in kwargs:
+        lr = kwargs.pop("lr")
+        allowed = positive(lr)
+        if allowed is not None:
+            raise ConfigError(f"lr (both players' learning rates) must be {allowed}, got {lr!r}")
+        kwargs.setdefault("lr1", lr)
+        kwargs.setdefault("lr2", lr)
+    return kwargs
 
-            self.opponent_model = attach_opponent_model(self, opponent_model)  # wraps update per player
 
-    # -- the update rule ------------------------------------------------------------------------
-    def update(self, game: LocalGame) -> Step:
-        """The parameter change of both players for one local game."""
-        raise NotImplementedError(f"{type(self).__name__} must implement update()")
+# --------------------------------------------------------------------------------------------------
+# Pieces every optimizer shares
+# --------------------------------------------------------------------------------------------------
+def check_agents(agents):
+    if agents is not None and (len(agents) != 2 or not all(isinstance(a, torch.nn.Module) for a in agents)):
+        raise ValueError("agents must be a pair of torch.nn.Module policies (see ipo_robust.make_agents)")
+    return agents
 
-    def apply(self, step: Step) -> None:
-        """Add the step to the agents' parameters (flat order: ``parameters_to_vector``)."""
-        for agent, delta in zip(self._require_agents(), (step.delta1, step.delta2), strict=True):
-            with torch.no_grad():
-                parameters = list(agent.parameters())
-                theta = parameters_to_vector(parameters)
-                vector_to_parameters(theta + delta.to(theta), parameters)
 
-    # -- the sample estimator -------------------------------------------------------------------
-    def local_game(self, batch) -> LocalGame:
-        """The sample estimate of the local game at the agents' current parameters (eqs. 12-13)."""
-        from ipo_robust.optim.estimators import estimate_local_game
-
-        policy1, policy2 = self._require_agents()
-        config = self.config
-        zero_sum = getattr(config, "zero_sum", None)
-        if zero_sum is None:
-            zero_sum = rewards_are_zero_sum(batch)
-        critic = getattr(config, "critic", "none")
-        options = {}
-        if critic == "value" and self.critics is not None:
-            options["baselines"] = self.critics  # state-only baselines: unbiased (estimators docstring)
-        elif critic == "q" and self.critics is not None:
-            options.update(estimator="critic", critics=self.critics)  # eq. (14)
-        options.update(gamma=getattr(config, "gamma", 0.99), fisher=self.needs_fisher, zero_sum=zero_sum,
-                       method=getattr(config, "method", "auto"))
-        if self.opponent_model is not None:
-            # player 1's view (theta1, its model of theta2) and player 2's view (its model of theta1, theta2);
-            # the update keeps d1 from view 1 and d2 from view 2 (ipo_robust.opponent)
-            from ipo_robust.opponent import modelled_local_game
-
-            return modelled_local_game(batch, (policy1, policy2), self.opponent_model, **options)
-        return estimate_local_game(batch, policy1, policy2, **options)
-
-    def step(self, batch) -> dict:
-        """One iteration on a batch collected with the current parameters; returns metrics."""
-        game = self.local_game(batch)
-        step = self.update(game)
-        before = self._distributions(batch)
-        self.apply(step)
-        self.iteration += 1
-        info = self.step_info(game, step, before, batch)
-        info.update(self.fit_critics(batch))
-        return info
-
-    # -- checkpointing ------------------------------------------------------------------------------
-    #: False for optimizers whose state (replay buffers, target networks) is not captured by state_dict
-    resumable: ClassVar[bool] = True
-
-    def state_dict(self) -> dict:
-        """Everything besides the agents' weights that the next update depends on: the iteration count,
-        the critics with their Adam moments (and the sizes to rebuild them), the opponent model's state.
-        Tensors, numbers, strings and containers only (see :mod:`ipo_robust.checkpoint`)."""
-        state: dict = {"iteration": self.iteration}
-        if self.critics is not None and hasattr(self, "_critic_optimizers"):
-            state["critics"] = {"spec": self._critic_spec,
-                                "weights": [c.state_dict() for c in self.critics],
-                                "optimizers": [o.state_dict() for o in self._critic_optimizers]}
-        if self.opponent_model is not None and hasattr(self.opponent_model, "state_dict"):
-            state["opponent_model"] = self.opponent_model.state_dict()
-        return state
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict` into a freshly built optimizer with the same hyperparameters."""
-        self.iteration = int(state["iteration"])
-        if "critics" in state:
-            self._build_critics(state["critics"]["spec"])
-            for critic, optimizer, weights, moments in zip(self.critics, self._critic_optimizers,
-                                                           state["critics"]["weights"],
-                                                           state["critics"]["optimizers"], strict=True):
-                critic.load_state_dict(weights)
-                optimizer.load_state_dict(moments)
-        if "opponent_model" in state:
-            if not hasattr(self.opponent_model, "load_state_dict"):
-                raise ValueError("the checkpoint holds an opponent model's state but this optimizer has none")
-            self.opponent_model.load_state_dict(state["opponent_model"])
-
-    def _build_critics(self, spec: dict) -> None:
-        """Critics and their Adam optimizers from a size spec: {"kind", "obs": [d1, d2], "act": [[kind, size]]}."""
-        from ipo_robust.policies import QCritic, ValueCritic
-
-        observation_spaces = tuple(_FlatBox(d) for d in spec["obs"])
-        action_spaces = tuple(_FlatBox(n) if kind == "box" else _Choices(n) for kind, n in spec["act"])
-        with torch.random.fork_rng(devices=[]):  # seeded critic weights; the global RNG is left alone
-            torch.manual_seed(0)
-            self.critics = tuple(ValueCritic(observation_spaces) if spec["kind"] == "value"
-                                 else QCritic(observation_spaces, action_spaces) for _ in (0, 1))
-        self._critic_optimizers = [torch.optim.Adam(c.parameters(), lr=self.config.critic_lr) for c in self.critics]
-        self._critic_spec = spec
-
-    # -- critics ----------------------------------------------------------------------------------
-    def fit_critics(self, batch) -> dict:
-        """Regress each player's critic on this batch's Monte-Carlo returns-to-go (complete episodes).
-
-        Fitted after the batch's own update and used from the next batch on, so a value baseline is
-        independent of the samples it is subtracted from (the estimates stay unbiased).
-        """
-        kind = getattr(self.config, "critic", "none")
-        if kind == "none" or batch.num_episodes == 0:
-            return {}
-        from ipo_robust.rollout import reverse_segment_cumsum
-
-        if self.critics is None:
-            # with an opponent model, nothing of the opponent's policy may be read: size from the batch
-            agents = None if self.opponent_model is not None else self._require_agents()
-            observation_spaces, action_spaces = critic_spaces(batch, agents)
-            self._build_critics({"kind": kind, "obs": [int(s.shape[0]) for s in observation_spaces],
-                                 "act": [["box", int(s.shape[0])] if hasattr(s, "shape") else ["discrete", int(s.n)]
-                                         for s in action_spaces]})
-        gamma = float(getattr(self.config, "gamma", 0.99))
-        discount = gamma ** batch.t.to(torch.float64)
-        mask = batch.complete
-        info = {}
-        for i, (critic, optimizer, rew) in enumerate(zip(self.critics, self._critic_optimizers,
-                                                          (batch.rew1, batch.rew2), strict=True), start=1):
-            # sum_{t' >= t} gamma^(t' - t) r_t', the target of V(s_t) and Q(s_t, a1_t, a2_t)
-            target = (reverse_segment_cumsum(discount * rew.to(torch.float64), batch.done) / discount)[mask]
-            inputs = (batch.obs1, batch.obs2) if kind == "value" else (batch.obs1, batch.obs2, batch.act1, batch.act2)
-            with torch.enable_grad():
-                for _ in range(self.config.critic_epochs):
-                    loss = ((critic(*inputs)[mask].to(torch.float64) - target) ** 2).mean()
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
-            info[f"critic/loss{i}"] = float(loss.detach())
-        return info
-
-    # -- diagnostics ----------------------------------------------------------------------------
-    def step_info(self, game: LocalGame, step: Step, before, batch) -> dict:
-        kl1, kl2 = self.mean_kl(before, batch)
-        info = {
-            "optim/iterations": step.iterations,
-            "optim/residual": float(step.residual),
-            "optim/converged": bool(step.converged),
-            "optim/matvecs": step.matvecs,
-            "optim/kl1": kl1,
-            "optim/kl2": kl2,
-            "optim/step_norm1": float(step.delta1.norm()),
-            "optim/step_norm2": float(step.delta2.norm()),
-            "optim/grad_norm1": float(game.g1.norm()),
-            "optim/grad_norm2": float(game.g2.norm()),
-        }
-        for key in ("J1", "J2", "episodes"):
-            if key in game.info:
-                info[f"train/{key}"] = game.info[key]
-        return info
-
-    def _distributions(self, batch):
+def apply_step(agents, step: Step) -> None:
+    """Add the step to the agents' parameters (flat order: ``parameters_to_vector``)."""
+    for agent, delta in zip(agents, (step.delta1, step.delta2), strict=True):
         with torch.no_grad():
-            return tuple(agent.distribution(obs) for agent, obs in
-                         zip(self._require_agents(), (batch.obs1, batch.obs2), strict=True))
+            parameters = list(agent.parameters())
+            theta = parameters_to_vector(parameters)
+            vector_to_parameters(theta + delta.to(theta), parameters)
 
-    def mean_kl(self, before, batch) -> tuple[float, float]:
-        """Mean KL(pi_old || pi_new) over the batch's observations, per player."""
-        after = self._distributions(batch)
-        kls = []
-        for old, new in zip(before, after, strict=True):
-            kl = kl_divergence(old, new).mean()
-            kls.append(float(kl) if math.isfinite(float(kl)) else float("nan"))
-        return kls[0], kls[1]
+
+def distributions(agents, batch):
+    """Each agent's action distributions on its observations in the batch (no graph)."""
+    with torch.no_grad():
+        return tuple(agent.distribution(obs) for agent, obs in zip(agents, (batch.obs1, batch.obs2), strict=True))
+
+
+def mean_kl(before, after) -> tuple[float, float]:
+    """Mean KL(pi_old || pi_new) over the batch's observations, per player (NaN if not finite)."""
+    kls = []
+    for old, new in zip(before, after, strict=True):
+        kl = float(kl_divergence(old, new).mean())
+        kls.append(kl if math.isfinite(kl) else float("nan"))
+    return kls[0], kls[1]
+
+
+def step_metrics(game: LocalGame, step: Step, kls: tuple[float, float]) -> dict:
+    """The metrics of one step of a local-game optimizer (module docstring)."""
+    info = {
+        "optim/iterations": step.iterations,
+        "optim/residual": float(step.residual),
+        "optim/converged": bool(step.converged),
+        "optim/solve_failures": int(not step.converged),
+        "optim/matvecs": step.matvecs,
+        "optim/kl1": kls[0],
+        "optim/kl2": kls[1],
+        "optim/step_norm1": float(step.delta1.norm()),
+        "optim/step_norm2": float(step.delta2.norm()),
+        "optim/grad_norm1": float(game.g1.norm()),
+        "optim/grad_norm2": float(game.g2.norm()),
+    }
+    for key in ("J1", "J2", "episodes"):
+        if key in game.info:
+            info[f"train/{key}"] = game.info[key]
+    return info
+
+
+class _AgentsHolder:
+    """The agents an optimizer moves, or None (rule-only use)."""
+
+    agents: tuple | None
 
     def _require_agents(self):
         if self.agents is None:
@@ -283,45 +224,136 @@ class TwoAgentOptimizer:
         return f"{type(self).__name__}({self.config})"
 
 
-class _FlatBox:
-    """A (d,) Box as the critics read it (``low``, ``high``, ``shape``)."""
+# --------------------------------------------------------------------------------------------------
+# The composed optimizer
+# --------------------------------------------------------------------------------------------------
+class Optimizer(_AgentsHolder):
+    """estimator + update rule + acceptance, composed at construction (module docstring).
 
-    def __init__(self, d: int):
-        self.shape, self.low, self.high = (int(d),), -math.inf, math.inf
-
-
-class _Choices:
-    """A Discrete(n) as the critics read it (``n``)."""
-
-    def __init__(self, n: int):
-        self.n = int(n)
-
-
-def critic_spaces(batch, agents=None):
-    """Observation and action spaces for centralised critics, read off a batch and the policies.
-
-    ``agents=None`` (an opponent model is attached, so no policy may be read): a discrete action count
-    is the largest action in the batch plus one, which undercounts only if the top action never appears.
+    Subclasses set ``Config`` and ``capabilities`` and implement :meth:`make_rule`; the default estimator is
+    the score-function one of eqs. (12)-(14) (with the Fisher operators when ``capabilities.fisher``), the
+    default acceptance applies the step as it is.
     """
-    observations = (_FlatBox(batch.obs1.shape[-1]), _FlatBox(batch.obs2.shape[-1]))
-    actions = []
-    for agent, obs, act in zip(agents or (None, None), (batch.obs1, batch.obs2), (batch.act1, batch.act2),
-                               strict=True):
-        if act.is_floating_point():
-            actions.append(_FlatBox(act.shape[-1]))
-        elif agent is None:
-            actions.append(_Choices(int(act.max()) + 1))
-        else:
-            with torch.no_grad():
-                actions.append(_Choices(agent.distribution(obs[:1, :1]).probs.shape[-1]))
-    return observations, tuple(actions)
+
+    Config: ClassVar[type[Hyperparameters]]
+    capabilities: ClassVar[Capabilities]
+    #: why ``opponent_model=`` is refused, where ``capabilities.opponent_models`` is False
+    no_opponent_model_reason: ClassVar[str] = "its update does not come from the sample local game alone"
+
+    def __init__(self, agents=None, opponent_model=None, **hyperparameters):
+        """``opponent_model``: None (the true opponent parameters), a registered opponent-model name
+        (``"oracle"``, ``"mle"``) or an object with ``observe``/``estimate`` (:mod:`ipo_robust.opponent`):
+        each player's update is then computed from its own view of the local game, through its model of the
+        opponent, never from the opponent's true parameters (unless the model is centralised)."""
+        self.config = self.Config.build(**hyperparameters)
+        self.agents = check_agents(agents)
+        self.iteration = 0
+        self.opponent_model = None
+        if opponent_model is not None:
+            if not self.capabilities.opponent_models:
+                raise ConfigError(f"takes no opponent_model: {self.no_opponent_model_reason}")
+            self.opponent_model = resolve_opponent_model(opponent_model)
+        self.estimator = self.make_estimator()
+        self.rule: UpdateRule = self.make_rule()
+        self._update = PerPlayerRule(self.rule) if self.opponent_model is not None else self.rule
+
+    # -- the three pieces -------------------------------------------------------------------------
+    def make_estimator(self):
+        """Batch -> LocalGame (:class:`~ipo_robust.optim.sample.SampleEstimator` by default)."""
+        return SampleEstimator.from_config(self.config, fisher=self.capabilities.fisher)
+
+    def make_rule(self) -> UpdateRule:
+        """LocalGame -> Step, built once from ``self.config``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement make_rule()")
+
+    def accept(self, step: Step, game: LocalGame, batch) -> tuple[Step, dict]:
+        """Apply the step (or a line search's shortened one); returns what was applied and its metrics."""
+        apply_step(self._require_agents(), step)
+        return step, {}
+
+    # -- using them ---------------------------------------------------------------------------------
+    def local_game(self, batch) -> LocalGame:
+        """The estimator's local game at the agents' current parameters (eqs. 12-13)."""
+        return self.estimator(batch, self._require_agents(), self.opponent_model)
+
+    def update(self, game: LocalGame) -> Step:
+        """The parameter change of both players for one local game (the rule; per player with a model)."""
+        return self._update(game)
+
+    def apply(self, step: Step) -> None:
+        apply_step(self._require_agents(), step)
+
+    def fit_critics(self, batch) -> dict:
+        """Fit the estimator's critics on a batch, with no policy step (``step`` does this after each update)."""
+        # with an opponent model, nothing of the opponent's policy may be read: critics sized from the batch
+        return self.estimator.fit(batch, None if self.opponent_model is not None else self._require_agents())
+
+    def step(self, batch) -> dict:
+        """One iteration on a batch collected with the current parameters; returns metrics."""
+        agents = self._require_agents()
+        game = self.local_game(batch)
+        step = self.update(game)
+        before = distributions(agents, batch)
+        step, acceptance = self.accept(step, game, batch)
+        self.iteration += 1
+        info = step_metrics(game, step, mean_kl(before, distributions(agents, batch)))
+        info.update(self.rule.metrics(step))
+        info.update(acceptance)
+        info.update(self.fit_critics(batch))
+        return info
+
+    # -- checkpointing ------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything besides the agents' weights that the next update depends on: the iteration count,
+        the estimator's state (critics with their Adam moments), the opponent model's state. Tensors,
+        numbers, strings and containers only (see :mod:`ipo_robust.checkpoint`)."""
+        state: dict = {"iteration": self.iteration, **self.estimator.state_dict()}
+        if self.opponent_model is not None and hasattr(self.opponent_model, "state_dict"):
+            state["opponent_model"] = self.opponent_model.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` into a freshly built optimizer with the same hyperparameters."""
+        self.iteration = int(state["iteration"])
+        self.estimator.load_state_dict(state)
+        if "opponent_model" in state:
+            if not hasattr(self.opponent_model, "load_state_dict"):
+                raise ValueError("the checkpoint holds an opponent model's state but this optimizer has none")
+            self.opponent_model.load_state_dict(state["opponent_model"])
 
 
-def default_rtol(like: torch.Tensor) -> float:
-    """A Krylov tolerance the dtype can reach: 1e-10 in float64, 1e-6 in float32 (and lower precisions)."""
-    return 1e-10 if like.dtype == torch.float64 else 1e-6
+class GradientOptimizer(Optimizer):
+    """An optimizer whose hyperparameters take ``lr`` for both players' learning rates (lr1 = lr2 = lr)."""
+
+    def __init__(self, agents=None, opponent_model=None, **hyperparameters):
+        super().__init__(agents, opponent_model, **lr_alias(hyperparameters))
 
 
-def rewards_are_zero_sum(batch) -> bool:
-    """True iff r2 = -r1 on every sample of the batch (then D21 = -D12^T holds for the estimates)."""
-    return bool(torch.equal(batch.rew2.to(torch.float64), -batch.rew1.to(torch.float64)))
+class SampleOptimizer(_AgentsHolder):
+    """Base of optimizers that learn from samples alone (no local game, no update rule): PPO.
+
+    Subclasses set ``Config`` and implement :meth:`step`, :meth:`state_dict` and :meth:`load_state_dict`.
+    """
+
+    Config: ClassVar[type[Hyperparameters]]
+    capabilities: ClassVar[Capabilities] = Capabilities(local_game=False)
+
+    def __init__(self, agents=None, opponent_model=None, **hyperparameters):
+        if opponent_model is not None:
+            raise ConfigError("takes no opponent_model: it learns from samples alone, and each player's update "
+                              "reads only its own policy and rewards")
+        self.config = self.Config.build(**hyperparameters)
+        self.agents = check_agents(agents)
+        self.iteration = 0
+
+    def step(self, batch) -> dict:
+        raise NotImplementedError(f"{type(self).__name__} must implement step(batch)")
+
+    def state_dict(self) -> dict:
+        return {"iteration": self.iteration}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.iteration = int(state["iteration"])
+
+
+OptimizerFactory = Callable[..., Optimizer | SampleOptimizer]

@@ -70,7 +70,7 @@ def test_critics_are_fitted_during_step_and_reported():
     pair = (TabularCategoricalPolicy(2), TabularCategoricalPolicy(2))
     optimizer = ipo_robust.make_optimizer("ipo-vpg", pair, lr=0.1, gamma=1.0, critic="value")
     first = optimizer.step(ipo_robust.collect(env, pair, steps=1))
-    assert optimizer.critics is not None and "critic/loss1" in first
+    assert optimizer.estimator.critics.pair is not None and "critic/loss1" in first
     second = optimizer.step(ipo_robust.collect(env, pair, steps=1))
     assert second["optim/step_norm1"] > 0
 

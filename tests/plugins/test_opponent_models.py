@@ -53,26 +53,31 @@ def test_mle_kl_to_the_true_policy_falls_as_data_grows():
 
 
 def train(name, iterations, opponent_model, samples=2048, lr=2.0, seed=0):
-    """The setup of tests/plugins/test_sample_learning.py, with an opponent model."""
+    """The setup of tests/plugins/test_sample_learning.py, with an opponent model; returns the agents and
+    the metrics of every update."""
     env = ipo_robust.make_env(name, num_envs=samples, seed=seed)
     agents = logit_agents(name)
     optimizer = ipo_robust.make_optimizer("ipo-vpg", agents, lr=lr, gamma=1.0, opponent_model=opponent_model)
     generator = torch.Generator().manual_seed(seed)
-    for _ in range(iterations):
-        info = optimizer.step(ipo_robust.collect(env, agents, steps=1, generator=generator))
-    return agents, info
+    history = [optimizer.step(ipo_robust.collect(env, agents, steps=1, generator=generator))
+               for _ in range(iterations)]
+    return agents, history
 
 
 @pytest.mark.parametrize("name, iterations", [("matching-pennies", 300), ("rock-paper-scissors", 400)])
 def test_ipo_vpg_with_mle_opponents_matches_the_oracle(name, iterations):
     """2048 one-step games per iteration, lr 2.0, the starts of test_sample_learning. Measured (seed 0):
-    matching pennies oracle 0.0046, mle 0.0051; rock-paper-scissors oracle 0.0195, mle 0.0191."""
+    matching pennies oracle 0.0046, mle 0.0051; rock-paper-scissors oracle 0.0195, mle 0.0191.
+
+    Every update must be the CGD step, solved to a relative residual of 1e-3: far above float32's rounding
+    floor for these 2048-sample operators (at most 3.1e-5 measured, on AVX-512 and on the generic SIMD path
+    whose floor failed the earlier rtol 1e-6 check) and far below what moves the exploitability at 0.02."""
     oracle_agents, _ = train(name, iterations, "oracle")
-    mle_agents, info = train(name, iterations, MaximumLikelihoodOpponent("tabular", epochs=20, lr=0.05))
+    mle_agents, history = train(name, iterations, MaximumLikelihoodOpponent("tabular", epochs=20, lr=0.05))
     oracle, mle = exact_exploitability(name, oracle_agents), exact_exploitability(name, mle_agents)
     assert abs(mle - oracle) <= 0.02
     assert mle < 0.05
-    assert info["optim/converged"]
+    assert max(info["optim/residual"] for info in history) < 1e-3
 
 
 def test_oracle_is_the_ordinary_sample_local_game():
@@ -95,7 +100,7 @@ def test_each_player_keeps_its_own_view_of_the_local_game():
     optimizer = ipo_robust.make_optimizer("ipo-vpg", agents, lr=0.5, gamma=1.0, opponent_model=model)
     game = optimizer.local_game(batch)
     assert isinstance(game, ModelledLocalGame) and "opponent/nll2" in game.info
-    rule = optimizer.update.rule
+    rule = optimizer.rule  # the rule before the per-player wrapping
     step = optimizer.update(game)
     torch.testing.assert_close(step.delta1, rule(game).delta1)
     torch.testing.assert_close(step.delta2, rule(game.view2).delta2)
@@ -179,9 +184,9 @@ def test_mle_builds_from_observables_and_refuses_bad_options():
         MaximumLikelihoodOpponent(epochs=0)
     with pytest.raises(ValueError, match="observe"):
         MaximumLikelihoodOpponent().estimate(1)
-    with pytest.raises(ConfigError, match="opponent_model is supported"):
+    with pytest.raises(ConfigError, match="optimizer 'ppo': takes no opponent_model: it learns from samples alone"):
         ipo_robust.make_optimizer("ppo", agents, opponent_model="mle")
-    with pytest.raises(ConfigError, match="trpo' takes no opponent_model: independent TRPO never uses"):
+    with pytest.raises(ConfigError, match="optimizer 'trpo': takes no opponent_model: independent TRPO never uses"):
         ipo_robust.make_optimizer("trpo", agents, opponent_model="mle")
     ipo_robust.make_optimizer("ipo-trpo", agents, opponent_model="mle")  # handles it (per-player line search)
     with pytest.raises(ConfigError, match="opponent_model must be"):

@@ -7,6 +7,7 @@ from ipo_robust import host
 from ipo_robust.envs.games import MatrixGame
 from ipo_robust.errors import ConfigError
 from ipo_robust.optim import LocalGame, Step, cgd_step
+from ipo_robust.optim.optimizer import capabilities_of
 
 
 def random_local_game(p1=5, p2=4, zero_sum=True, seed=0):
@@ -24,9 +25,8 @@ def random_local_game(p1=5, p2=4, zero_sum=True, seed=0):
 def test_every_optimizer_updates_a_local_game(name):
     factory = host.resolve("optimizer", name)
     game, _ = random_local_game()
-    if getattr(factory, "sample_only", False):  # e.g. ppo: a local game is not enough, it must say so
-        with pytest.raises(ValueError, match=f"optimizer '{name}' needs samples"):
-            factory(None).update(game)
+    if not capabilities_of(factory).local_game:  # e.g. ppo: learns from samples only, no update(game)
+        assert not hasattr(factory(None), "update") and callable(factory(None).step)
         return
     step = factory(None).update(game)
     assert isinstance(step, Step)
@@ -36,12 +36,11 @@ def test_every_optimizer_updates_a_local_game(name):
 
 @pytest.mark.parametrize("name", ["simga", "cgd", "lookahead", "ncgd", "npg"])
 def test_bad_hyperparameters_are_refused_with_the_field_named(name):
-    factory = host.resolve("optimizer", name)
     field = "kl" if name in ("ncgd", "npg") else "lr1"
     with pytest.raises(ConfigError, match=rf"optimizer '{name}': {field} must be a finite number > 0, got -1"):
-        factory(None, **{field: -1})
-    with pytest.raises(ConfigError, match="unknown hyperparameter 'nonsense'"):
-        factory(None, nonsense=1)
+        host.create("optimizer", name, None, **{field: -1})
+    with pytest.raises(ConfigError, match=rf"optimizer '{name}': unknown hyperparameter 'nonsense'"):
+        host.create("optimizer", name, None, nonsense=1)
 
 
 @pytest.mark.parametrize("name", ["simga", "cgd", "lookahead", "ipo-vpg", "lola", "ipo-dpg"])
@@ -52,7 +51,7 @@ def test_lr_sets_both_learning_rates_and_a_bad_one_is_named_lr(name):
     assert factory(None, lr=0.25, lr2=0.5).config.lr2 == 0.5
     for bad in (-1, 0, float("nan"), "0.1", True):
         with pytest.raises(ConfigError, match=rf"optimizer '{name}': lr \(both players' learning rates\) must be"):
-            factory(None, lr=bad)
+            host.create("optimizer", name, None, lr=bad)
 
 
 def test_builtin_updates_match_the_update_rules():
@@ -67,11 +66,49 @@ def test_builtin_updates_match_the_update_rules():
     look = resolve("optimizer", "lookahead")(None, lr1=0.3, lr2=0.2).update(game)
     torch.testing.assert_close(look.delta1, 0.3 * g1 + 0.3 * 0.2 * D12 @ g2)
     torch.testing.assert_close(look.delta2, 0.2 * g2 + 0.2 * 0.3 * D21 @ g1)
-    # npg ignores the mixed terms: each player's natural gradient, scaled to the KL budget
-    npg = resolve("optimizer", "npg")(None, kl=0.02, damping=1e-12).update(game)
+    # npg ignores the mixed terms. Per-player: each player's natural gradient scaled to its own KL budget
+    npg = resolve("optimizer", "npg")(None, kl=0.02, damping=1e-12, kl_split="per-player").update(game)
     for delta, g, F in ((npg.delta1, g1, F1), (npg.delta2, g2, F2)):
         natural = torch.linalg.solve(F, g)
         torch.testing.assert_close(delta, (2 * 0.02 / (g @ natural)).sqrt() * natural, rtol=1e-6, atol=1e-9)
+    # joint (default): one lambda for both, d_i = F_i^-1 g_i / lambda with 1/2 sum g_i' F_i^-1 g_i / lambda^2 = kl
+    npg = resolve("optimizer", "npg")(None, kl=0.02, damping=1e-12).update(game)
+    natural1, natural2 = torch.linalg.solve(F1, g1), torch.linalg.solve(F2, g2)
+    lam = float(((g1 @ natural1 + g2 @ natural2) / (2 * 0.02)).sqrt())
+    assert npg.info["lam1"] == pytest.approx(lam, rel=1e-8) and npg.info["lam2"] == npg.info["lam1"]
+    torch.testing.assert_close(npg.delta1, natural1 / lam, rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(npg.delta2, natural2 / lam, rtol=1e-6, atol=1e-9)
+    # ncgd (joint): eq. (19) at the reported lambdas (ratio lam1 : lam2 kept), joint quadratic KL = kl
+    ncgd = resolve("optimizer", "ncgd")(None, kl=0.02, damping=1e-12, lam1=1.0, lam2=3.0).update(game)
+    l1, l2 = ncgd.info["lam1"], ncgd.info["lam2"]
+    assert l2 / l1 == pytest.approx(3.0, rel=1e-12)
+    block = torch.cat([torch.cat([l1 * F1, -D12], 1), torch.cat([-D21, l2 * F2], 1)])
+    d, g = torch.cat([ncgd.delta1, ncgd.delta2]), torch.cat([g1, g2])
+    assert float((block @ d - g).norm() / g.norm()) < 1e-8
+    joint_kl = 0.5 * float(ncgd.delta1 @ F1 @ ncgd.delta1 + ncgd.delta2 @ F2 @ ncgd.delta2)
+    assert joint_kl == pytest.approx(0.02, rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["ncgd", "npg", "ipo-npg", "ipo-trpo"])
+def test_natural_optimizers_take_a_kl_split_and_refuse_a_bad_one(name):
+    factory = host.resolve("optimizer", name)
+    assert factory(None).config.kl_split == "joint"
+    assert factory(None, kl_split="per-player").config.kl_split == "per-player"
+    with pytest.raises(ConfigError, match=rf"optimizer '{name}': kl_split must be one of 'joint', 'per-player', "
+                                          "got 'both'"):
+        host.create("optimizer", name, None, kl_split="both")
+
+
+def test_natural_cgd_step_reports_the_lambdas_it_solved_eq19_at():
+    import ipo_robust
+
+    env = ipo_robust.make_env("rock-paper-scissors", num_envs=64, seed=0)
+    agents = tuple(a.to(torch.float64) for a in ipo_robust.make_agents(env, seed=0, hidden=(8,)))
+    batch = ipo_robust.collect(env, agents, steps=1, generator=torch.Generator().manual_seed(0))
+    info = ipo_robust.make_optimizer("ipo-npg", agents, kl=0.01, gamma=1.0).step(batch)
+    assert info["optim/lam1"] == info["optim/lam2"] > 0  # lam1 = lam2 = 1: one common lambda
+    assert info["optim/kl_model"] == pytest.approx(0.01, rel=1e-6)
+    assert info["optim/lam_solves"] >= 2
 
 
 def test_lr_sets_both_players():

@@ -7,8 +7,8 @@ import torch
 
 import ipo_robust
 from ipo_robust import host
+from ipo_robust.optim.optimizer import Optimizer, SampleOptimizer, capabilities_of
 from ipo_robust.plugins.ppo import PPO, clipped_surrogate, generalized_advantages
-from tests.plugins.test_optimizer_plugins import random_local_game
 
 
 @pytest.mark.parametrize(("ratio", "advantage", "clipped"), [
@@ -54,11 +54,13 @@ def test_gae_matches_a_hand_computed_three_step_episode_with_truncation():
 
 
 def test_ppo_is_sample_only():
+    """PPO declares it has no local game and is a sibling of the local-game optimizers: it inherits no
+    update(game) or local_game(batch) that it would have to refuse."""
     factory = host.resolve("optimizer", "ppo")
-    assert factory is PPO and PPO.sample_only
-    game, _ = random_local_game()
-    with pytest.raises(ValueError, match="optimizer 'ppo' needs samples"):
-        factory(None).update(game)
+    assert factory is PPO and not capabilities_of(PPO).local_game
+    assert issubclass(PPO, SampleOptimizer) and not issubclass(PPO, Optimizer)
+    optimizer = factory(None)
+    assert not hasattr(optimizer, "update") and not hasattr(optimizer, "local_game")
 
 
 def test_ppo_learns_to_defect_in_the_prisoners_dilemma():
