@@ -1,16 +1,23 @@
 """Typed, validated hyperparameters: one dataclass per optimizer (or env, attack, ...).
 
 A field may carry a check in its metadata; construction through :meth:`Hyperparameters.build`
-refuses unknown names (with a did-you-mean) and values out of range, naming the owner, the field,
-the value and what is allowed.
+refuses unknown names (with a did-you-mean) and values out of range, naming the field, the value and
+what is allowed. The owner (``optimizer 'ipo-vpg'``) is added by the host, which knows the registered
+name (:func:`ipo_robust.host.create`).
+
+This module is the one home of value checks: a check takes a value and returns None when it is
+allowed, else what is allowed (``"an integer > 0"``). The plugins' hyperparameter classes and the
+training config (:mod:`ipo_robust.config`) use these same functions; :func:`invalid_fields` runs the
+checks of any dataclass whose fields carry them.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from ipo_robust.errors import ConfigError
 
@@ -36,10 +43,22 @@ def boolean(value) -> str | None:
     return None if isinstance(value, bool) else "true or false"
 
 
+def integer(value) -> str | None:
+    return None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
+
+
+def non_empty_string(value) -> str | None:
+    return None if isinstance(value, str) and value else "a non-empty string"
+
+
+def table(value) -> str | None:
+    return None if isinstance(value, dict) else "a table (e.g. { key = value })"
+
+
 def hidden_sizes(value) -> str | None:
     ok = isinstance(value, tuple | list) and all(isinstance(h, int) and not isinstance(h, bool) and h > 0
                                                  for h in value)
-    return None if ok else "a tuple of positive ints (hidden layer widths; () for none)"
+    return None if ok else "a list of positive ints (hidden layer widths, e.g. [64, 64]; [] for none)"
 
 
 def non_negative_int(value) -> str | None:
@@ -67,15 +86,36 @@ def positive_or_none(value) -> str | None:
 
 
 def one_of(*choices) -> Check:
+    """Exactly one of ``choices``; a bool matches only a bool (``1`` is not ``true``, nor ``true`` ``1``)."""
+
     def check(value) -> str | None:
-        return None if value in choices else "one of " + ", ".join(repr(c) for c in choices)
+        ok = any(value == c and isinstance(value, bool) == isinstance(c, bool) for c in choices)
+        return None if ok else "one of " + ", ".join(repr(c) for c in choices)
 
     return check
 
 
 def hyperparameter(default, check: Check | None = None, doc: str = ""):
-    """A dataclass field with a validity check and a docstring (shown by ``--help`` listings)."""
-    return dataclasses.field(default=default, metadata={"check": check, "doc": doc})
+    """A dataclass field with a validity check and a docstring (shown by ``--help`` listings).
+
+    ``default``: ``dataclasses.MISSING`` makes the field required; a list, dict or set default is
+    copied for every instance.
+    """
+    metadata = {"check": check, "doc": doc}
+    if isinstance(default, list | dict | set):
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def invalid_fields(instance) -> Iterator[tuple[str, object, str]]:
+    """``(field name, value, what is allowed)`` for each field of a dataclass instance whose value its
+    check refuses, in field order."""
+    for field in dataclasses.fields(instance):
+        check = field.metadata.get("check")
+        value = getattr(instance, field.name)
+        allowed = check(value) if check else None
+        if allowed is not None:
+            yield field.name, value, allowed
 
 
 @dataclasses.dataclass
@@ -83,16 +123,10 @@ class Hyperparameters:
     """Base class: subclasses are dataclasses whose fields use :func:`hyperparameter`."""
 
     def __post_init__(self):
-        for field in dataclasses.fields(self):
-            check = field.metadata.get("check")
-            value = getattr(self, field.name)
-            allowed = check(value) if check else None
-            if allowed is not None:
-                raise ConfigError(f"{self.owner()}: {field.name} must be {allowed}, got {value!r}")
-
-    @classmethod
-    def owner(cls) -> str:
-        return getattr(cls, "OWNER", cls.__name__)
+        invalid = next(invalid_fields(self), None)
+        if invalid is not None:
+            name, value, allowed = invalid
+            raise ConfigError(f"{name} must be {allowed}, got {value!r}")
 
     @classmethod
     def build(cls, **values):
@@ -101,9 +135,7 @@ class Hyperparameters:
             if key not in names:
                 close = difflib.get_close_matches(key, names, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(
-                    f"{cls.owner()}: unknown hyperparameter {key!r}{hint} Known: {', '.join(names)}."
-                )
+                raise ConfigError(f"unknown hyperparameter {key!r}{hint} Known: {', '.join(names)}.")
         return cls(**values)
 
     def as_dict(self) -> dict:

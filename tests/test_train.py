@@ -163,10 +163,10 @@ def test_a_run_directory_is_never_overwritten_without_resume(tmp_path):
 
 
 def test_ctrl_c_checkpoints_the_completed_updates(tmp_path, monkeypatch):
-    from ipo_robust.optim.optimizer import TwoAgentOptimizer
+    from ipo_robust.optim.optimizer import Optimizer
 
     calls = {"n": 0}
-    original = TwoAgentOptimizer.step
+    original = Optimizer.step
 
     def interrupted(self, batch):
         calls["n"] += 1
@@ -174,7 +174,7 @@ def test_ctrl_c_checkpoints_the_completed_updates(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return original(self, batch)
 
-    monkeypatch.setattr(TwoAgentOptimizer, "step", interrupted)
+    monkeypatch.setattr(Optimizer, "step", interrupted)
     config = tiny(iterations=3)
     config["run"]["checkpoint_every"] = 100
     with pytest.raises(KeyboardInterrupt):
@@ -320,3 +320,104 @@ def test_metrics_also_go_to_tensorboard_when_installed(tmp_path):
     config["run"]["tensorboard"] = False
     run_training(config, tmp_path / "off")
     assert not (tmp_path / "off" / "tensorboard").exists()
+
+
+# ------------------------------------------------------------------------------ failed Krylov solves
+FAILING = ('[env]\nname = "sumo-pushers"\nnum_envs = 2\nsteps = 5\n'
+           'options = { max_episode_steps = 4, shaping = 1.0 }\n[agents]\nhidden = [8]\n'
+           '[optimizer]\nname = "ipo-vpg"\noptions = { lr = 0.05, rtol = 1e-12, max_iter = 1 }\n'
+           '[perturbation]\nname = "learned-location"\n[schedule]\nkind = "ipo-rarl"\niterations = 2\n'
+           '[run]\ncheckpoint_every = 1\n')
+
+
+def test_failed_solves_are_counted_per_update_and_summarised_once(tmp_path, capsys):
+    """An explicit rtol no solve can reach in one iteration: every update's solve fails. Nothing is printed
+    per update; metrics.csv counts each update's failures and the running total; the command prints one
+    summary line at the end."""
+    import warnings
+
+    import pandas as pd
+
+    from ipo_robust.optim import ConvergenceWarning
+
+    path = write_config(tmp_path / "c.toml", FAILING)
+    out = tmp_path / "run"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["train", str(path), "--out", str(out), "--no-progress", "--max-updates", "3"]) == 0
+        assert main(["train", str(out), "--resume", "--no-progress"]) == 0  # the total carries over
+    assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert metrics["optim/solve_failures"].tolist() == [1, 1, 1, 1]
+    assert metrics["optim/solve_failures_total"].tolist() == [1, 2, 3, 4]
+    assert not metrics["optim/converged"].any()
+    err = capsys.readouterr().err
+    summaries = [line for line in err.splitlines() if line.startswith("solver:")]
+    assert len(summaries) == 2 and "4 Krylov solves in 4 of 4 updates" in summaries[1]
+    assert "ConvergenceWarning" not in err and "did not converge" not in err
+
+
+def test_a_run_whose_solves_converge_prints_no_solver_line(tmp_path, capsys):
+    path = write_config(tmp_path / "c.toml", FAILING.replace(", rtol = 1e-12, max_iter = 1", ""))
+    assert main(["train", str(path), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    import pandas as pd
+
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert (metrics["optim/iterations"] > 0).all() and metrics["optim/converged"].all()
+    assert metrics["optim/solve_failures_total"].iloc[-1] == 0
+    assert "solver:" not in capsys.readouterr().err
+
+
+def test_exact_game_training_counts_failed_solves_without_printing_them():
+    import warnings
+
+    from ipo_robust import make_optimizer
+    from ipo_robust.envs.games import MatrixGame
+    from ipo_robust.optim import ConvergenceWarning
+    from ipo_robust.train import train_exact_game
+
+    game = MatrixGame.named("rock-paper-scissors")
+    theta = torch.tensor([0.5, -0.2, 0.1], dtype=torch.float64)
+    failing = make_optimizer("cgd", None, lr=0.5, rtol=1e-12, max_iter=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = train_exact_game(game, failing, theta, -theta, iterations=5, record_every=2)
+    assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert run.solve_failures == 5
+    assert [row.get("optim/solve_failures") for row in run.history] == [None, 1, 1, 1]
+    fine = train_exact_game(game, make_optimizer("cgd", None, lr=0.5), theta, -theta, iterations=5)
+    assert fine.solve_failures == 0
+
+
+# ------------------------------------------------------------------------- agents.state_dependent_std
+def test_state_dependent_std_decides_the_holders_policy():
+    from ipo_robust.policies import GaussianMLPPolicy, StateDependentStdGaussianPolicy
+    from ipo_robust.train import TrainingSetup
+
+    config = tiny()  # ipo-rarl with learned-location forces: both agents may hold the superpower
+    assert all(isinstance(a, StateDependentStdGaussianPolicy) for a in TrainingSetup(config).agents)
+    config["agents"]["state_dependent_std"] = False
+    assert all(type(a) is GaussianMLPPolicy for a in TrainingSetup(config).agents)
+
+
+def test_a_run_from_before_state_dependent_std_resumes_with_it_false(tmp_path, capsys):
+    import json
+
+    config = tiny(iterations=2)
+    config["agents"]["state_dependent_std"] = False
+    whole = run_training(config, tmp_path / "whole")
+    run_training(config, tmp_path / "r", max_updates=1)
+    sidecar = ckpt.find_checkpoint(tmp_path / "r") / "meta.json"
+    meta = json.loads(sidecar.read_text())
+    del meta["config"]["agents"]["state_dependent_std"]  # as written before the key existed
+    sidecar.write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match="agents.state_dependent_std=false"):
+        run_training(tiny(iterations=2), tmp_path / "r", resume=True)  # the default builds other agents
+    assert main(["train", str(tmp_path / "r"), "--resume", "--no-progress"]) == 2
+    assert "--set agents.state_dependent_std=false" in capsys.readouterr().err
+    assert main(["train", str(tmp_path / "r"), "--resume", "--no-progress",
+                 "--set", "agents.state_dependent_std=false"]) == 0
+    resumed = ckpt.load_checkpoint(tmp_path / "r")
+    assert resumed.state["updates"] == whole.updates == 4
+    for a, b in zip(weights(whole.agents), weights(resumed.load_agents()), strict=True):
+        assert torch.equal(a, b)

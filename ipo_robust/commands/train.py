@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ipo_robust.errors import ConfigError
@@ -26,14 +27,15 @@ def add_train_command(commands) -> None:
     train.set_defaults(run=run_train)
 
 
-def resolve_config(source: str, overrides, out: str | None) -> dict:
-    """The validated config of CONFIG (a file, or a run directory's checkpoint) with overrides applied."""
-    from ipo_robust.config import apply_overrides, load_toml, validate
+def resolve_config(source: str, overrides, out: str | None):
+    """The parsed, validated :class:`~ipo_robust.config.TrainConfig` of CONFIG (a file, or a run directory's
+    checkpoint) with overrides applied."""
+    # imported here, as in every subcommand: torch loads only when a command needs it (start-up time)
+    from ipo_robust.checkpoint import load_checkpoint
+    from ipo_robust.config import TrainConfig, apply_overrides, load_toml
 
     path = Path(source)
     if path.is_dir():
-        from ipo_robust.checkpoint import load_checkpoint
-
         raw = load_checkpoint(path).config
         if not raw:
             raise ConfigError(f"{source!r} is a run directory without a training config in its checkpoint")
@@ -43,12 +45,12 @@ def resolve_config(source: str, overrides, out: str | None) -> dict:
     raw = apply_overrides(raw, overrides)
     if out is not None:
         raw = {**raw, "run": {**raw.get("run", {}), "out": out}}
-    return validate(raw)
+    return TrainConfig.parse(raw)
 
 
 def run_train(args) -> int:
-    from ipo_robust.config import to_toml
-    from ipo_robust.train import run_training
+    from ipo_robust.config import to_toml  # start-up time: see resolve_config
+    from ipo_robust.train import run_training, solve_failure_summary
 
     if args.max_updates is not None and args.max_updates < 1:
         raise ConfigError(f"--max-updates must be >= 1, got {args.max_updates}")
@@ -67,4 +69,7 @@ def run_train(args) -> int:
             print("last update: " + ", ".join(summary))
     if result.checkpoint is not None:
         print(f"checkpoint: {str(result.checkpoint)!r}")
+    summary = solve_failure_summary(metrics)
+    if summary is not None:  # once per run; the updates themselves print no solver warnings
+        print(summary, file=sys.stderr)
     return 0
