@@ -84,7 +84,11 @@ def weights_digest(agents) -> str:
                            for a in agents))
 
 
+IGNORED: tuple[str, ...] = ()  # metric keys left out of the digest (--ignore-metrics)
+
+
 def metrics_digest(rows: list[dict]) -> str:
+    rows = [{k: v for k, v in row.items() if k not in IGNORED} for row in rows]
     text = "\n".join(",".join(f"{k}={v!r}" for k, v in sorted(row.items())) for row in rows)
     return digest(text.encode())
 
@@ -125,7 +129,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--updates", type=int, default=3, help="updates per `ipo-robust train` run")
     parser.add_argument("--only", default="", help="comma-separated substrings of run names to keep")
+    parser.add_argument("--ignore-metrics", default="",
+                        help="comma-separated metric keys to leave out (e.g. ones a change adds on purpose)")
     args = parser.parse_args()
+    global IGNORED
+    IGNORED = tuple(k for k in args.ignore_metrics.split(",") if k)
     keep = [s for s in args.only.split(",") if s]
     torch.set_num_threads(1)
     for label, env_name, env_options, optimizer, hyperparameters, steps, updates in API_RUNS:

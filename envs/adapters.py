@@ -54,6 +54,7 @@ except ImportError as err:  # pragma: no cover - exercised by a test that hides 
         f"(missing: {err.name or err}); install the extra: pip install \"ipo-robust[adapters]\""
     ) from err
 
+from ipo_robust import host
 from ipo_robust.envs.base import Box, Discrete
 
 AGENTS = ("player_0", "player_1")
@@ -81,9 +82,7 @@ def _two_agent_env(name_or_env, kwargs: dict, caller: str):
     if isinstance(name_or_env, str):
         if "num_envs" in kwargs:
             raise ValueError(f"{caller} runs one copy of the environment; drop num_envs={kwargs['num_envs']!r}")
-        from ipo_robust import make_env
-
-        return make_env(name_or_env, num_envs=1, **kwargs)
+        return host.create("env", name_or_env, num_envs=1, **kwargs)
     env = name_or_env
     missing = [attr for attr in ("reset", "step", "observation_spaces", "action_spaces", "num_envs")
                if not hasattr(env, attr)]
@@ -296,6 +295,7 @@ class _PolicyOpponent:
         self.generator.manual_seed(seed)
 
     def __call__(self, obs: np.ndarray):
+        # torch only when a policy plays: the adapters stay importable (and fast) without it
         import torch
 
         from ipo_robust.policies import sample_action
