@@ -52,8 +52,8 @@ def make_agents(env, seed: int | None = None, hidden: tuple[int, ...] = (64, 64)
 def _perturbation_dims(env, agent: int) -> tuple[int, ...]:
     """The action indices of ``agent``'s perturbation entries when the env's perturbation asks for a
     state-dependent log-std of them (they follow the agent's own actuator entries); else ()."""
-    perturbation = getattr(env, "perturbation", None)
-    if not getattr(perturbation, "state_dependent_std", False) or agent not in getattr(env, "power_slots", ()):
+    perturbation = getattr(env, "perturbation", None)  # envs without superpower forces have none
+    if perturbation is None or not perturbation.state_dependent_std or agent not in env.power_slots:
         return ()
     return tuple(range(int(env.own_action_dims[agent]), int(env.action_spaces[agent].shape[0])))
 

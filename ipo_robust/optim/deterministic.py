@@ -218,7 +218,7 @@ class DeterministicEstimator:
         j = 1 - i
         own = policies[i]
         metrics = {**(opponent_model.observe(batch, j + 1) or {})}
-        centralised = getattr(opponent_model, "centralised", False)
+        centralised = opponent_model.centralised
         opponent = opponent_model.estimate(j + 1, policies[j] if centralised else None)
         if not callable(getattr(opponent, "mu", None)):
             raise ConfigError(f"the opponent model must return a deterministic policy with mu(obs) "

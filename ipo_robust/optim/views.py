@@ -76,13 +76,14 @@ class ModelledLocalGame(LocalGame):
 
 def resolve_opponent_model(spec) -> OpponentModel:
     """An opponent model from a registered name (``"oracle"``, ``"mle"``, third-party names) or an object
-    with ``observe`` and ``estimate``."""
-    if isinstance(spec, str):
-        return host.create("opponent_model", spec)
-    if callable(getattr(spec, "observe", None)) and callable(getattr(spec, "estimate", None)):
-        return spec
-    raise ConfigError(f"opponent_model must be a registered name (ipo-robust plugins lists them) or an object "
-                      f"with observe(batch, player) and estimate(player, true_policy), got {type(spec).__name__}")
+    with ``observe``, ``estimate`` and a declared ``centralised`` flag (an :class:`OpponentModel`)."""
+    model = host.create("opponent_model", spec) if isinstance(spec, str) else spec
+    if (not callable(getattr(model, "observe", None)) or not callable(getattr(model, "estimate", None))
+            or not isinstance(getattr(model, "centralised", None), bool)):
+        raise ConfigError("opponent_model must be a registered name (ipo-robust plugins lists them) or an "
+                          "OpponentModel: observe(batch, player), estimate(player, true_policy) and a declared "
+                          f"centralised flag (True or False), got {type(model).__name__}")
+    return model
 
 
 def player_view(batch, player: int, own_policy: nn.Module, model: OpponentModel, true_opponent=None,
@@ -102,7 +103,7 @@ def view_policies(player: int, policies, model: OpponentModel) -> tuple[nn.Modul
     of the opponent. The opponent's true policy reaches the model only if it is ``centralised``."""
     check_player(player)
     own, true_opponent = policies[player - 1], policies[2 - player]
-    estimate = model.estimate(3 - player, true_opponent if getattr(model, "centralised", False) else None)
+    estimate = model.estimate(3 - player, true_opponent if model.centralised else None)
     return (own, estimate) if player == 1 else (estimate, own)
 
 
@@ -117,7 +118,7 @@ def modelled_local_game(batch, policies, model: OpponentModel, **estimator_optio
     for player in (2, 1):  # player 1's model of player 2, player 2's model of player 1
         metrics.update(model.observe(batch, player) or {})
     view1 = player_view(batch, 1, policy1, model, policy2, **estimator_options)
-    centralised = getattr(model, "centralised", False)
+    centralised = model.centralised
     if centralised and model.estimate(2, policy2) is policy2 and model.estimate(1, policy1) is policy1:
         view1.info.update(metrics)
         return view1  # theta_hat = theta: both views are the same game
