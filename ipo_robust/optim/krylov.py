@@ -14,7 +14,7 @@ Both return a :class:`SolveResult`. Non-convergence is never silent: ``converged
 Tolerances and the rounding floor. A solve in finite precision cannot push the true residual below the
 rounding error of its own products: for the sample estimators' operators (sums over thousands of samples
 that cancel) that floor in float32 lies well above eps ||A|| ||x|| / ||b|| (measured in
-``benchmarks/RESULTS.md``: up to 260 times), so no fixed float32 rtol is reachable for every operator.
+``benchmarks/RESULTS.md``: up to 190 times), so no fixed float32 rtol is reachable for every operator.
 The floor is therefore recognised where it shows, during the solve: the recursion (CG's recursive residual,
 GMRES's least-squares estimate) has met the tolerance, yet a restart from the true residual does not even
 halve it. That is the *rounding floor*: more iterations cannot help. The default tolerance,
