@@ -421,3 +421,24 @@ def test_a_run_from_before_state_dependent_std_resumes_with_it_false(tmp_path, c
     assert resumed.state["updates"] == whole.updates == 4
     for a, b in zip(weights(whole.agents), weights(resumed.load_agents()), strict=True):
         assert torch.equal(a, b)
+
+
+# ------------------------------------------------------------- the summary after a resume (issue 17)
+def test_the_summary_counts_this_calls_updates_and_the_runs_total(tmp_path, capsys):
+    path = write_config(tmp_path / "c.toml", BASE + "[run]\ncheckpoint_every = 1\n")
+    out = tmp_path / "run"
+    assert main(["train", str(path), "--out", str(out), "--no-progress", "--set", "schedule.iterations=4",
+                 "--max-updates", "3"]) == 0
+    first = capsys.readouterr().out
+    assert "trained 3 updates in " in first and "(the run has trained 3 updates in total)" in first
+    assert main(["train", str(out), "--resume", "--no-progress"]) == 0
+    resumed = capsys.readouterr().out
+    assert "trained 1 update in " in resumed and "(the run has trained 4 updates in total)" in resumed
+
+
+def test_run_training_says_what_this_call_trained(tmp_path):
+    config = tiny(iterations=2)
+    fresh = run_training(config, tmp_path / "r", max_updates=1)
+    assert (fresh.trained, fresh.updates) == (1, 1)
+    resumed = run_training(config, tmp_path / "r", resume=True)
+    assert (resumed.trained, resumed.updates) == (3, 4)

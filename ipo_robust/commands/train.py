@@ -48,6 +48,10 @@ def resolve_config(source: str, overrides, out: str | None):
     return TrainConfig.parse(raw)
 
 
+def _updates(n: int) -> str:
+    return f"{n} update" if n == 1 else f"{n} updates"
+
+
 def run_train(args) -> int:
     from ipo_robust.config import to_toml  # start-up time: see resolve_config
     from ipo_robust.train import run_training, solve_failure_summary
@@ -61,7 +65,8 @@ def run_train(args) -> int:
     result = run_training(config, progress=not args.no_progress, resume=args.resume, max_updates=args.max_updates)
     metrics = result.metrics
     last = metrics.iloc[-1] if len(metrics) else None
-    print(f"trained {result.updates} updates in {result.seconds:.1f} s; run directory {str(result.run_dir)!r}")
+    print(f"trained {_updates(result.trained)} in {result.seconds:.1f} s "
+          f"(the run has trained {_updates(result.updates)} in total); run directory {str(result.run_dir)!r}")
     if last is not None:
         summary = [f"{key} {last[key]:.3g}" for key in ("train/return1", "train/return2", "train/win1")
                    if key in last and last[key] == last[key]]

@@ -39,8 +39,10 @@ from ipo_robust.training.setup import TrainingSetup
 @dataclass
 class TrainResult:
     """What :func:`run_training` leaves: the run directory, its newest checkpoint, the per-update
-    metrics (one row per update of this run, resumed ones included), the wall time, and the number of
-    Krylov solves of the whole run (resumed updates included) that stopped short of their tolerance."""
+    metrics (one row per update of this run, resumed ones included), the wall time of this call, the
+    agents, the run's updates so far (resumed ones included), the number of Krylov solves of the whole
+    run (resumed updates included) that stopped short of their tolerance, and the updates this call
+    trained (``updates`` less those resumed from the checkpoint)."""
 
     run_dir: Path
     checkpoint: Path | None
@@ -49,6 +51,7 @@ class TrainResult:
     agents: tuple
     updates: int
     solve_failures: int = 0
+    trained: int = 0
 
 
 def _freeze(agent):
@@ -155,4 +158,5 @@ def run_training(config: TrainConfig | Mapping, run_dir: str | os.PathLike | Non
             board.close()
     if path is None and (run_dir / LATEST).exists():
         path = find_checkpoint(run_dir)
-    return TrainResult(run_dir, path, log.frame(), time.perf_counter() - began, agents, done, failures.total)
+    return TrainResult(run_dir, path, log.frame(), time.perf_counter() - began, agents, done, failures.total,
+                       trained=done - start)
