@@ -19,17 +19,30 @@ class UnknownNameError(IpoRobustError, LookupError):
 
     def __init__(self, what: str, name: str, known: list[str] | tuple[str, ...]):
         self.what, self.name, self.known = what, name, sorted(known)
-        message = f"unknown {what} {name!r}"
-        close = difflib.get_close_matches(str(name), self.known, n=1, cutoff=0.6)
-        if close:
-            message += f"; did you mean {close[0]!r}?"
-        else:
-            message += "."
-        message += f" Known: {', '.join(self.known) if self.known else '(none)'}."
-        super().__init__(message)
+        super().__init__(f"unknown {what} {name!r}{did_you_mean(name, self.known)}")
 
     def __str__(self) -> str:  # LookupError would quote the message like a KeyError
         return self.args[0]
+
+
+class DisabledPluginError(UnknownNameError):
+    """A name only a disabled plugin provides; an :class:`UnknownNameError`, so callers that add context keep it.
+
+    :param disabled_by: how the plugin was switched off, e.g. ``--disable-plugin ppo``.
+    """
+
+    def __init__(self, what: str, name: str, plugin: str, disabled_by: str):
+        self.what, self.name, self.plugin, self.disabled_by = what, name, plugin, disabled_by
+        IpoRobustError.__init__(
+            self, f"{what} {name!r} is provided by plugin {plugin!r}, which is disabled ({disabled_by})")
+
+
+def did_you_mean(name: str, known: list[str] | tuple[str, ...]) -> str:
+    """``"; did you mean 'x'? Known: a, x."`` (or ``". Known: ..."``): the tail of an unknown-name message."""
+    known = sorted(known)
+    close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
+    suggestion = f"; did you mean {close[0]!r}?" if close else "."
+    return f"{suggestion} Known: {', '.join(known) if known else '(none)'}."
 
 
 class ConfigError(IpoRobustError, ValueError):

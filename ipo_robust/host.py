@@ -10,7 +10,8 @@ registrations are kept, and every other plugin still loads. Built-ins load first
 never take over a built-in name.
 
 Plugins can be disabled by entry-point name with the ``IPO_ROBUST_DISABLE_PLUGINS`` environment
-variable (comma-separated) or ``ipo-robust --disable-plugin NAME``.
+variable (comma-separated) or ``ipo-robust --disable-plugin NAME``. A name that matches no installed plugin
+is refused; resolving a name that only a disabled plugin provides says so, and by what it was disabled.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 import pluggy
 
 from ipo_robust import hookspecs
-from ipo_robust.errors import ConfigError, UnknownNameError
+from ipo_robust.errors import ConfigError, DisabledPluginError, UnknownNameError, did_you_mean
 
 ENTRY_POINT_GROUP = "ipo_robust"
 DISABLE_ENV_VAR = "IPO_ROBUST_DISABLE_PLUGINS"
@@ -73,7 +74,8 @@ class PluginFailure(Exception):
 class Host:
     """One loaded set of plugins and the registries they filled.
 
-    :param disabled: entry-point names not to load (added to those in ``IPO_ROBUST_DISABLE_PLUGINS``).
+    :param disabled: entry-point names not to load, as ``--disable-plugin`` gives them (added to those in
+        ``IPO_ROBUST_DISABLE_PLUGINS``); a name that matches no entry point raises :class:`ConfigError`.
     :param entry_points: the entry points to load; default: the installed ``ipo_robust`` group.
     :param plugins: extra ``(name, object)`` plugins registered after the entry points (notebooks, tests).
     """
@@ -84,14 +86,25 @@ class Host:
         entry_points: Iterable[metadata.EntryPoint] | None = None,
         plugins: Iterable[tuple[str, object]] = (),
     ):
-        self.disabled = set(disabled) | disabled_from_environment()
+        # how each disabled name was switched off, as the user wrote it (the flag wins over the variable)
+        self.disabled_by: dict[str, str] = {name: f"{DISABLE_ENV_VAR} entry {name!r}"
+                                            for name in disabled_from_environment()}
+        self.disabled_by.update({name: f"--disable-plugin {name}" for name in disabled})
+        self.disabled = set(self.disabled_by)
+        self._disabled_entry_points: dict[str, metadata.EntryPoint] = {}
         self.plugin_manager = pluggy.PluginManager(hookspecs.PROJECT)
         self.plugin_manager.add_hookspecs(hookspecs)
         self.plugins: list[PluginRecord] = []
         self._registry: dict[str, dict[str, Registration]] = {kind: {} for kind in KINDS}
         if entry_points is None:
             entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
-        for entry_point in sorted(entry_points, key=_load_order):
+        entry_points = sorted(entry_points, key=_load_order)
+        known = sorted({entry_point.name for entry_point in entry_points})
+        unknown = sorted(self.disabled - set(known))
+        if unknown:
+            name = unknown[0]
+            raise ConfigError(f"{self.disabled_by[name]} matches no installed plugin{did_you_mean(name, known)}")
+        for entry_point in entry_points:
             self._load_entry_point(entry_point)
         for name, plugin in plugins:
             record = PluginRecord(name, None, None, repr(plugin))
@@ -109,7 +122,8 @@ class Host:
         )
         self.plugins.append(record)
         if entry_point.name in self.disabled:
-            record.status, record.reason = "disabled", f"disabled by {DISABLE_ENV_VAR} or --disable-plugin"
+            record.status, record.reason = "disabled", f"disabled by {self.disabled_by[entry_point.name]}"
+            self._disabled_entry_points[entry_point.name] = entry_point
             return
         self._load(record, entry_point.load)
 
@@ -189,7 +203,11 @@ class Host:
     def registration(self, kind: str, name: str) -> Registration:
         registry = self._registry[check_kind(kind)]
         if name not in registry:
-            raise UnknownNameError(kind.replace("_", " "), name, list(registry))
+            what = kind.replace("_", " ")
+            for plugin, entry_point in self._disabled_entry_points.items():
+                if (kind, name) in _would_register(entry_point):
+                    raise DisabledPluginError(what, name, plugin, self.disabled_by[plugin])
+            raise UnknownNameError(what, name, list(registry))
         return registry[name]
 
     def resolve(self, kind: str, name: str) -> Callable:
@@ -209,6 +227,31 @@ def check_kind(kind: str) -> str:
 
 def disabled_from_environment() -> set[str]:
     return {name.strip() for name in os.environ.get(DISABLE_ENV_VAR, "").split(",") if name.strip()}
+
+
+def _would_register(entry_point: metadata.EntryPoint) -> set[tuple[str, str]]:
+    """The ``(kind, name)`` pairs a (disabled) plugin would register; empty when it fails in any way.
+
+    Only called on the error path, when a name is already unknown: rather than loading disabled plugins up
+    front (which disabling is meant to avoid: a slow or broken import), the disabled plugin is loaded now, in
+    a throwaway plugin manager, and its hooks are called with a ``register`` that only records names. Its
+    objects are never kept, and any failure means "it provides nothing" so the plain unknown-name error stands.
+    """
+    names: set[tuple[str, str]] = set()
+    try:
+        plugin = entry_point.load()
+        manager = pluggy.PluginManager(hookspecs.PROJECT)
+        manager.add_hookspecs(hookspecs)
+        manager.register(plugin)
+        for hook_name, kind in hookspecs.HOOK_KINDS.items():
+            for impl in getattr(manager.hook, hook_name).get_hookimpls():
+                def register(name, factory, kind=kind):
+                    names.add((kind, name))
+
+                impl.function(**({"register": register} if "register" in impl.argnames else {}))
+    except Exception:  # a disabled plugin that cannot even say what it provides provides nothing
+        return set()
+    return names
 
 
 def _load_order(entry_point: metadata.EntryPoint) -> tuple:

@@ -76,6 +76,30 @@ def test_disable_plugin_option_and_env_var(tmp_path):
     assert next(r for r in listed if r["plugin"] == "executors")["status"] == "disabled"
 
 
+@pytest.mark.parametrize(
+    "args, env, message",
+    [
+        (["--disable-plugin", "ppo", "game", "--optimizers", "ppo"], {},
+         "ipo-robust: error: optimizer 'ppo' is provided by plugin 'ppo', which is disabled (--disable-plugin ppo)"),
+        (["game", "--optimizers", "ppo"], {"IPO_ROBUST_DISABLE_PLUGINS": "ppo"},
+         "ipo-robust: error: optimizer 'ppo' is provided by plugin 'ppo', which is disabled "
+         "(IPO_ROBUST_DISABLE_PLUGINS entry 'ppo')"),
+        (["--disable-plugin", "ppoo", "plugins"], {},
+         "ipo-robust: error: --disable-plugin ppoo matches no installed plugin; did you mean 'ppo'? Known: "),
+        (["plugins"], {"IPO_ROBUST_DISABLE_PLUGINS": "ppoo"},
+         "ipo-robust: error: IPO_ROBUST_DISABLE_PLUGINS entry 'ppoo' matches no installed plugin; "
+         "did you mean 'ppo'? Known: "),
+    ],
+    ids=["flag-disabled-name", "env-disabled-name", "flag-no-such-plugin", "env-no-such-plugin"],
+)
+def test_disabled_plugins_are_named_and_bad_disable_names_refused(args, env, message):
+    result = run_cli(*args, env_extra=env)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith(message), result.stderr
+    assert "unknown" not in result.stderr
+
+
 def test_installed_example_plugin_is_discovered_listed_and_resolvable(tmp_path):
     """pip-install the example third-party package (and a broken one) and use it through the host."""
     target = tmp_path / "site"

@@ -6,7 +6,7 @@ import inspect
 import pytest
 
 from ipo_robust import hookspecs, host
-from ipo_robust.errors import UnknownNameError
+from ipo_robust.errors import ConfigError, DisabledPluginError, UnknownNameError
 
 GOOD = """
 from ipo_robust.hookspecs import hookimpl
@@ -127,3 +127,38 @@ def test_hookspecs_module_holds_specs_only():
     tree = ast.parse(inspect.getsource(hookspecs))
     functions = [node.name for node in tree.body if isinstance(node, ast.FunctionDef)]
     assert set(functions) == set(hookspecs.HOOK_KINDS)
+
+
+def test_name_of_a_disabled_plugin_says_it_is_disabled_and_by_what(site, monkeypatch):
+    site("fake-good", "1.0", {"good": "fake_plugin_good5"}, {"fake_plugin_good5": GOOD.format(name="v-opt")})
+    h = host.Host(disabled=["good", "ppo"])
+    with pytest.raises(DisabledPluginError) as error:
+        h.resolve("optimizer", "ppo")
+    assert str(error.value) == "optimizer 'ppo' is provided by plugin 'ppo', which is disabled (--disable-plugin ppo)"
+    assert isinstance(error.value, UnknownNameError)  # callers that add context to unknown names still catch it
+    with pytest.raises(DisabledPluginError, match=r"plugin 'good', which is disabled \(--disable-plugin good\)"):
+        h.resolve("optimizer", "v-opt")
+    assert next(p for p in h.plugins if p.name == "good").reason == "disabled by --disable-plugin good"
+    with pytest.raises(UnknownNameError, match="^unknown optimizer 'ppp'. Known: ") as error:  # still unknown
+        h.resolve("optimizer", "ppp")
+    assert "ppo" not in error.value.known
+    monkeypatch.setenv(host.DISABLE_ENV_VAR, "ppo")
+    with pytest.raises(DisabledPluginError, match=rf"disabled \({host.DISABLE_ENV_VAR} entry 'ppo'\)$"):
+        host.Host().resolve("optimizer", "ppo")
+
+
+def test_disabled_plugin_that_fails_to_load_leaves_the_name_unknown(site):
+    site("fake-broken", "0.1", {"broken": "fake_plugin_broken6"}, {"fake_plugin_broken6": "raise ImportError('x')"})
+    with pytest.raises(UnknownNameError, match="^unknown optimizer 'x-opt'"):
+        host.Host(disabled=["broken"]).resolve("optimizer", "x-opt")
+
+
+def test_disabling_a_name_no_plugin_has_is_refused(monkeypatch):
+    with pytest.raises(ConfigError) as error:
+        host.Host(disabled=["ppoo"])
+    message = str(error.value)
+    assert message.startswith("--disable-plugin ppoo matches no installed plugin; did you mean 'ppo'? Known: ")
+    assert "executors" in message and "\n" not in message
+    monkeypatch.setenv(host.DISABLE_ENV_VAR, "executors,nope")
+    with pytest.raises(ConfigError, match=rf"^{host.DISABLE_ENV_VAR} entry 'nope' matches no installed plugin\. Known"):
+        host.Host()
