@@ -175,6 +175,64 @@ def policy_from_spec(spec: dict) -> nn.Module:
     return policy.to(dtype)
 
 
+# ----------------------------------------------------------------------------- checked loading
+def _shape(tensor: torch.Tensor) -> str:
+    return str(tuple(int(n) for n in tensor.shape))
+
+
+def check_shapes(loaded, expected, checkpoint: str | os.PathLike, prefix: str, exact: bool = True) -> None:
+    """Refuse a state tree whose tensors do not fit the model's, with a one-line :class:`CheckpointError`.
+
+    ``loaded`` comes from the checkpoint, ``expected`` is what the model holds (e.g. its ``state_dict()``);
+    ``prefix`` is the tree's place in the checkpoint (``.agents.0``), so that the message names the tensor as
+    the file does. A tensor whose shape differs is always refused; with ``exact`` a tensor missing from the
+    file or one the model does not have is refused too (optimizer moments, absent before the first step, are
+    compared with ``exact=False``).
+    """
+    where = f"checkpoint {str(checkpoint)!r}"
+    _, have = flatten_state(loaded, prefix)
+    _, want = flatten_state(expected, prefix)
+    for key in want:  # in the model's order: the first layer that differs is reported
+        if key in have and have[key].shape != want[key].shape:
+            raise CheckpointError(f"{where}: tensor {key.lstrip('.')!r} has shape {_shape(have[key])} in the file "
+                                  f"but the model expects {_shape(want[key])}")
+    if not exact:
+        return
+    for key in sorted(want.keys() - have.keys()):
+        raise CheckpointError(f"{where}: tensor {key.lstrip('.')!r} is missing from the file; the model expects "
+                              f"one of shape {_shape(want[key])}")
+    for key in sorted(have.keys() - want.keys()):
+        raise CheckpointError(f"{where}: the file holds tensor {key.lstrip('.')!r} of shape {_shape(have[key])}, "
+                              "which the model does not have")
+
+
+def load_weights(module: nn.Module, weights, checkpoint: str | os.PathLike, prefix: str) -> nn.Module:
+    """``module.load_state_dict(weights)`` after :func:`check_shapes` (names and shapes); returns ``module``."""
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"checkpoint {str(checkpoint)!r}: {prefix.lstrip('.')!r} holds no module weights")
+    check_shapes(weights, module.state_dict(), checkpoint, prefix)
+    module.load_state_dict(weights)
+    return module
+
+
+def load_state(target, state, checkpoint: str | os.PathLike, prefix: str) -> None:
+    """``target.load_state_dict(state)`` for an object that rebuilds modules from its state (an optimizer
+    with its critics and opponent model); a failure is a one-line :class:`CheckpointError`, naming the tensor
+    and both shapes when a shape is what differs."""
+    try:
+        target.load_state_dict(state)
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:
+        try:
+            expected = target.state_dict()  # the modules rebuilt before the failing load, at the model's sizes
+        except Exception:  # noqa: BLE001 - a half-restored object: report the original error below
+            expected = None
+        if expected is not None:
+            check_shapes(state, expected, checkpoint, prefix, exact=False)
+        reason = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        raise CheckpointError(f"checkpoint {str(checkpoint)!r}: {prefix.lstrip('.')!r} does not fit this run's "
+                              f"{type(target).__name__}: {reason}") from None
+
+
 # ------------------------------------------------------------------------------------ the files
 def _versions() -> dict:
     import mujoco
@@ -307,16 +365,8 @@ class Checkpoint:
         weights = self.state.get("agents")
         if not specs or weights is None or len(specs) != 2 or len(weights) != 2:
             raise CheckpointError(f"checkpoint {str(self.path)!r} holds no pair of agents")
-        agents = []
-        for spec, state in zip(specs, weights, strict=True):
-            policy = policy_from_spec(spec)
-            try:
-                policy.load_state_dict(state)
-            except RuntimeError as error:
-                first = str(error).strip().splitlines()[0]
-                raise CheckpointError(f"checkpoint {str(self.path)!r}: weights do not fit the policy spec: "
-                                      f"{first}") from None
-            agents.append(policy.eval())
+        agents = [load_weights(policy_from_spec(spec), state, self.path, f".agents.{i}").eval()
+                  for i, (spec, state) in enumerate(zip(specs, weights, strict=True))]
         return agents[0], agents[1]
 
 

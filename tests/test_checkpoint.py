@@ -152,5 +152,71 @@ def test_a_mismatched_policy_spec_is_a_clear_error(tmp_path):
     meta = json.loads((path / "meta.json").read_text())
     meta["agents"][0]["hidden"] = [9]
     (path / "meta.json").write_text(json.dumps(meta))
-    with pytest.raises(CheckpointError, match="do not fit the policy spec"):
+    with pytest.raises(CheckpointError, match=r"tensor 'agents\.0\.logits_net\.0\.weight' has shape \(4, 1\) in "
+                       r"the file but the model expects \(9, 1\)$"):
         load_checkpoint(path).load_agents()
+
+
+def rewrite_tensor(checkpoint, name, tensor=None, rehash=True):
+    """Replace (or with None drop) one tensor of a checkpoint; with ``rehash`` record the new file's sha256."""
+    import hashlib
+
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(checkpoint / "tensors.safetensors")
+    if tensor is None:
+        tensors.pop(name)
+    else:
+        tensors[name] = tensor
+    save_file(tensors, checkpoint / "tensors.safetensors")
+    if rehash:
+        meta = json.loads((checkpoint / "meta.json").read_text())
+        meta["sha256"] = hashlib.sha256((checkpoint / "tensors.safetensors").read_bytes()).hexdigest()
+        (checkpoint / "meta.json").write_text(json.dumps(meta))
+
+
+def test_a_tensor_of_the_wrong_shape_is_named_with_both_shapes(tmp_path):
+    path, _ = _victim(tmp_path)  # rock-paper-scissors: logits_net.0.weight is (4, 1)
+    rewrite_tensor(path, ".agents.1.logits_net.0.weight", torch.zeros(4, 5))
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint(tmp_path / "run").load_agents()
+    assert str(error.value) == (f"checkpoint {str(path)!r}: tensor 'agents.1.logits_net.0.weight' has shape (4, 5) "
+                                "in the file but the model expects (4, 1)")
+
+
+def test_a_missing_or_unexpected_tensor_is_one_line(tmp_path):
+    path, _ = _victim(tmp_path)
+    with pytest.raises(CheckpointError, match="inconsistent: tensor '.agents.0.logits_net.0.bias' named in meta.json"):
+        rewrite_tensor(path, ".agents.0.logits_net.0.bias", None)
+        load_checkpoint(path)
+    meta = json.loads((path / "meta.json").read_text())
+    del meta["state"]["agents"][0]["logits_net.0.bias"]
+    (path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"tensor 'agents\.0\.logits_net\.0\.bias' is missing from the file; "
+                       r"the model expects one of shape \(4,\)$"):
+        load_checkpoint(path).load_agents()
+    path, _ = _victim(tmp_path / "second")
+    meta = json.loads((path / "meta.json").read_text())
+    meta["state"]["agents"][0]["extra"] = {"__tensor__": ".agents.0.extra"}
+    (path / "meta.json").write_text(json.dumps(meta))
+    rewrite_tensor(path, ".agents.0.extra", torch.zeros(3))
+    with pytest.raises(CheckpointError, match=r"the file holds tensor 'agents\.0\.extra' of shape \(3,\), which "
+                       "the model does not have$"):
+        load_checkpoint(path).load_agents()
+
+
+def test_a_rewritten_file_without_its_hash_fails_the_hash_check_first(tmp_path):
+    path, _ = _victim(tmp_path)
+    rewrite_tensor(path, ".agents.1.logits_net.0.weight", torch.zeros(4, 5), rehash=False)
+    with pytest.raises(CheckpointError, match="is corrupted: tensors.safetensors does not match the sha256"):
+        load_checkpoint(path)
+
+
+def test_the_attack_victim_loader_names_the_tensor(tmp_path):
+    from evals.attacks.victim import Victim
+
+    path, _ = _victim(tmp_path)
+    rewrite_tensor(path, ".agents.0.logits_net.2.weight", torch.zeros(2, 4))
+    with pytest.raises(CheckpointError, match=r"tensor 'agents\.0\.logits_net\.2\.weight' has shape \(2, 4\) in "
+                       r"the file but the model expects \(3, 4\)$"):
+        Victim.from_checkpoint(path)

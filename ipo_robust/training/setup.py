@@ -21,7 +21,15 @@ import numpy as np
 import torch
 
 from ipo_robust import make_agents
-from ipo_robust.checkpoint import Checkpoint, load_checkpoint, policy_spec
+from ipo_robust.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    check_shapes,
+    load_checkpoint,
+    load_state,
+    load_weights,
+    policy_spec,
+)
 from ipo_robust.config import TrainConfig, differences, parse_config
 from ipo_robust.errors import ConfigError
 from ipo_robust.optim.optimizer import capabilities_of
@@ -100,10 +108,17 @@ class TrainingSetup:
                         "env": _json_safe(self.env.rng.bit_generator.state)},
                 "updates": updates}
 
-    def restore(self, state: dict) -> int:
-        for agent, weights in zip(self.agents, state["agents"], strict=True):
-            agent.load_state_dict(weights)
-        self.optimizer.load_state_dict(state["optimizer"])
+    def restore(self, state: dict, source: str | Path = "<state>") -> int:
+        """Put ``state`` (see :meth:`state`) into this setup; every tensor's name and shape is checked first, so a
+        checkpoint that does not fit is a one-line CheckpointError naming ``source`` and the tensor."""
+        if len(state["agents"]) != len(self.agents):
+            raise CheckpointError(f"checkpoint {str(source)!r} holds {len(state['agents'])} agents, not "
+                                  f"{len(self.agents)}")
+        for i, (agent, weights) in enumerate(zip(self.agents, state["agents"], strict=True)):
+            load_weights(agent, weights, source, f".agents.{i}")
+        load_state(self.optimizer, state["optimizer"], source, ".optimizer")
+        rng = {"actions": self.generator.get_state(), "torch": torch.get_rng_state()}
+        check_shapes({key: state["rng"][key] for key in rng}, rng, source, ".rng")
         self.generator.set_state(state["rng"]["actions"])
         torch.set_rng_state(state["rng"]["torch"])
         self.env.rng.bit_generator.state = state["rng"]["env"]
@@ -124,7 +139,7 @@ class TrainingSetup:
             raise ConfigError(f"cannot resume {str(run_dir)!r}: the config differs from the checkpoint's in "
                               f"{', '.join(changed)}")
         self._check_agents(loaded, run_dir)
-        return self.restore(loaded.state)
+        return self.restore(loaded.state, loaded.path)
 
     def _check_agents(self, loaded: Checkpoint, run_dir: Path) -> None:
         saved = loaded.meta.get("agents")
