@@ -157,3 +157,32 @@ def test_core_training_code_never_imports_the_mujoco_package():
 def test_no_training_or_config_module_is_over_500_lines():
     for path in [*(ROOT / "ipo_robust" / "config").glob("*.py"), *(ROOT / "ipo_robust" / "training").glob("*.py")]:
         assert len(path.read_text(encoding="utf-8").splitlines()) <= 500, path
+
+
+def test_a_batch_larger_than_the_machine_is_refused_up_front(monkeypatch):
+    """Issue 17, item 6: a memory lower bound against physical memory, one line, not a numpy MemoryError."""
+    from ipo_robust.config import sections
+
+    with pytest.raises(ConfigError) as error:
+        TrainConfig.parse(tiny(env={"num_envs": 1_000_000_000, "steps": 100}))
+    message = str(error.value)
+    assert message.startswith("config: env.num_envs = 1000000000 needs at least 6.6 TB for one batch of "
+                              "env.steps = 100 steps (this machine has ") and "\n" not in message
+    assert message.endswith("); lower env.num_envs or env.steps")
+    monkeypatch.setattr(sections, "machine_memory", lambda: 10**6)
+    TrainConfig.parse(tiny())  # 2 copies x 12 steps: far below 1 MB
+    with pytest.raises(ConfigError, match=r"needs at least 1\.1 MB .* \(this machine has 1\.0 MB\)"):
+        TrainConfig.parse(tiny(env={"num_envs": 1000, "steps": 1}))
+    monkeypatch.setattr(sections, "machine_memory", lambda: None)  # a platform that does not say: no check
+    TrainConfig.parse(tiny(env={"num_envs": 1_000_000_000}))
+
+
+def test_the_cli_refuses_a_too_large_batch_with_one_line(tmp_path, capsys):
+    from ipo_robust.cli import main
+
+    path = tmp_path / "c.toml"
+    path.write_text(to_toml(tiny()))
+    assert main(["train", str(path), "--set", "env.num_envs=1000000000", "--print-config"]) == 2
+    captured = capsys.readouterr()
+    assert not captured.out and len(captured.err.strip().splitlines()) == 1
+    assert "env.num_envs = 1000000000 needs at least" in captured.err

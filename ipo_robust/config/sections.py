@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass
 from typing import ClassVar
@@ -136,6 +137,40 @@ class EnvSection(Section, PluginRef):
             if key in self.options:
                 where = "env.num_envs" if key == "num_envs" else "run.seed"
                 raise ConfigError(f"config: env.options.{key}: set {where} instead")
+        _check_batch_memory(self.num_envs, self.steps)
+
+
+#: a lower bound on the bytes one rollout step of one env copy records: both agents' obs and next_obs and
+#: actions of at least one entry each (2 * 2 + 2), plus ~8 scalar fields (rewards, dones, log-probs, ...),
+#: all at 4 bytes (sumo-pushers records (2 * 2 * 16 + 2 * 2 + 8) * 8 = 608); no env is built to measure it
+MIN_STEP_BYTES = (2 * 2 * 1 + 2 * 1 + 8) * 4
+#: a lower bound on the bytes of one env copy (a MuJoCo copy's MjData alone is ~290 KB for sumo-pushers)
+MIN_ENV_COPY_BYTES = 1024
+
+
+def machine_memory() -> int | None:
+    """The machine's physical memory in bytes, or None where the platform does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.1f} {unit}"
+        n /= 1000
+
+
+def _check_batch_memory(num_envs: int, steps: int) -> None:
+    """Refuse a batch whose memory lower bound exceeds the machine's physical memory (before numpy fails)."""
+    memory = machine_memory()
+    need = num_envs * (steps * MIN_STEP_BYTES + MIN_ENV_COPY_BYTES)
+    if memory and need > memory:
+        raise ConfigError(f"config: env.num_envs = {num_envs} needs at least {_bytes(need)} for one batch of "
+                          f"env.steps = {steps} steps (this machine has {_bytes(memory)}); lower env.num_envs "
+                          "or env.steps")
 
 
 @dataclass(frozen=True, kw_only=True)
