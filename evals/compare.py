@@ -49,6 +49,7 @@ from ipo_robust.evals.attacks import Victim
 from ipo_robust.evals.leaderboard import INTERVAL, leaderboard, leaderboard_rows, per_seed, t_interval
 from ipo_robust.evals.report import write_compare_report
 from ipo_robust.evals.robustness import sweep
+from ipo_robust.locking import hold
 from ipo_robust.overrides import split_item
 from ipo_robust.train import run_training
 
@@ -284,7 +285,8 @@ def run_item(item: dict) -> dict:
     began = time.perf_counter()
     run_dir = Path(item["run_dir"])
     resume = (run_dir / "latest").exists()
-    trained = run_training(item["config"], run_dir, resume=resume)  # failed solves counted, not printed
+    # an item's run without a checkpoint is this item's own unfinished work: start it over
+    trained = run_training(item["config"], run_dir, resume=resume, overwrite=True)  # failed solves counted, not printed
     train_seconds = time.perf_counter() - began
     victim = Victim.from_checkpoint(trained.checkpoint)
     attack = host.create("attack", item["attack"], **item["attack_options"])
@@ -369,9 +371,14 @@ def pending(spec: CompareSpec) -> tuple[list[dict], dict[str, dict]]:
 
 def run_compare(spec: CompareSpec, progress: bool = True, executor=None, report: bool = True) -> CompareResult:
     """Run the items of ``spec`` that have no saved result (through the executor plugin), then write
-    the tables and (``report=True``) the report with its plots into ``spec.out``."""
+    the tables and (``report=True``) the report with its plots into ``spec.out``, which is locked meanwhile
+    (another command writing it: :class:`~ipo_robust.locking.DirectoryInUseError`)."""
+    with hold(spec.out, what="report directory", option="--out"):
+        return _run_compare(spec, progress, executor, report)
+
+
+def _run_compare(spec: CompareSpec, progress: bool, executor, report: bool) -> CompareResult:
     began = time.perf_counter()
-    spec.out.mkdir(parents=True, exist_ok=True)
     items = spec.items()
     todo, done = pending(spec)
     if executor is None:

@@ -442,3 +442,57 @@ def test_run_training_says_what_this_call_trained(tmp_path):
     assert (fresh.trained, fresh.updates) == (1, 1)
     resumed = run_training(config, tmp_path / "r", resume=True)
     assert (resumed.trained, resumed.updates) == (3, 4)
+
+
+# ------------------------------------------------------------------ one writer, nothing lost (issue 17)
+def test_a_second_train_into_a_running_directory_is_refused(tmp_path, capsys):
+    import pandas as pd
+
+    from ipo_robust.locking import HOLDER
+
+    path = write_config(tmp_path / "c.toml", BASE + "[run]\ncheckpoint_every = 1\n")
+    out = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "-m", "ipo_robust", "train", str(path), "--out", str(out),
+                              "--no-progress", "--set", "schedule.iterations=40"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / HOLDER).exists():
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read() if first.stderr else ""
+            time.sleep(0.05)
+        assert main(["train", str(path), "--out", str(out), "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"{str(out)!r} is in use by pid {first.pid} on host " in err, err
+        assert "(python -m ipo_robust train " in err and err.endswith("wait for it or use another --out")
+        assert first.wait(timeout=300) == 0, first.stderr.read()
+    finally:
+        if first.poll() is None:
+            first.kill()
+    updates = pd.read_csv(out / "metrics.csv")["update"].tolist()
+    assert updates == list(range(ckpt.load_checkpoint(out).iteration)) and len(updates) > 1  # intact
+
+
+def test_outputs_without_a_checkpoint_are_kept_unless_overwrite(tmp_path, capsys):
+    path = write_config(tmp_path / "c.toml", BASE)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.csv").write_text("update,train/return1\n0,1.5\n")  # a run killed before its first checkpoint
+    assert main(["train", str(path), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no checkpoint to resume from (metrics.csv)" in err and "--overwrite" in err
+    assert (out / "metrics.csv").read_text() == "update,train/return1\n0,1.5\n"  # untouched
+    assert main(["train", str(path), "--out", str(out), "--no-progress", "--resume", "--overwrite"]) == 2
+    assert main(["train", str(path), "--out", str(out), "--no-progress", "--overwrite"]) == 0
+    assert "--overwrite: deleted 1 entries" in capsys.readouterr().err
+    assert ckpt.load_checkpoint(out).iteration == 1 and "1.5" not in (out / "metrics.csv").read_text()
+
+
+def test_a_finished_run_is_refused_without_resume_and_overwrite_starts_it_over(tmp_path, capsys):
+    path = write_config(tmp_path / "c.toml", BASE)
+    out = tmp_path / "run"
+    assert main(["train", str(path), "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["train", str(path), "--out", str(out), "--no-progress"]) == 2
+    assert "pass --resume to continue it, --overwrite" in capsys.readouterr().err
+    assert main(["train", str(path), "--out", str(out), "--no-progress", "--overwrite"]) == 0
+    assert ckpt.load_checkpoint(out).iteration == 1

@@ -24,6 +24,7 @@ from ipo_robust.evals.attacks import Victim
 from ipo_robust.evals.robustness import sweep
 from ipo_robust.evals.suite.cells import from_json_scalar, json_scalar, pending_cells, read_cell, save_cell
 from ipo_robust.evals.suite.spec import Cell, Suite, SuiteError
+from ipo_robust.locking import hold
 from ipo_robust.train import run_training
 
 
@@ -147,7 +148,9 @@ class _single_threaded_and_seeded:
 def train_victim(task: TrainTask) -> str:
     """Train one victim (resuming a killed training) and return its checkpoint path."""
     run_dir = Path(task.run_dir)
-    result = run_training(load_toml(task.config), run_dir, progress=False, resume=(run_dir / LATEST).exists())
+    # a victim's run without a checkpoint is this suite's own unfinished work: start it over
+    result = run_training(load_toml(task.config), run_dir, progress=False, resume=(run_dir / LATEST).exists(),
+                          overwrite=True)
     return str(result.checkpoint)
 
 
@@ -170,7 +173,13 @@ def run_suite(suite: Suite, executor=None, progress: bool = False,
     :param progress: show a progress bar (cells done / total) on stderr.
     :param on_cell: called with (cell, record) as each cell's result arrives.
     :raises SuiteError: when cells raised; the others are saved and the error files name the failures.
+    :raises DirectoryInUseError: when another command is writing ``suite.out``.
     """
+    with hold(suite.out, what="suite directory", option="suite.out"):
+        return _run_suite(suite, executor, progress, on_cell)
+
+
+def _run_suite(suite: Suite, executor, progress: bool, on_cell) -> SuiteResult:
     import pandas as pd
 
     start = time.perf_counter()

@@ -58,6 +58,13 @@ def add_demo_command(commands) -> None:
 
 
 def run_demo(args) -> int:
+    from ipo_robust.locking import hold
+
+    with hold(Path(args.out), what="report directory", option="--out"):  # its parts lock their own subdirectories
+        return _run_demo(args)
+
+
+def _run_demo(args) -> int:
     # torch, pandas and matplotlib are heavy: the CLI's --help must start fast, so the evals load only when it runs
     from ipo_robust.evals.compare import make_spec, run_compare
     from ipo_robust.evals.exact_comparison import compare_on_matrix_game, make_matrix_game

@@ -20,6 +20,8 @@ def add_train_command(commands) -> None:
                        "(repeatable)")
     train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in run.out")
+    train.add_argument("--overwrite", action="store_true",
+                       help="delete what run.out already holds (checkpoints, metrics.csv) and start over")
     train.add_argument("--out", metavar="DIR", help="run directory (overrides run.out)")
     train.add_argument("--max-updates", type=int, metavar="N",
                        help="stop after N updates of this call (checkpointed; continue with --resume)")
@@ -58,11 +60,14 @@ def run_train(args) -> int:
 
     if args.max_updates is not None and args.max_updates < 1:
         raise ConfigError(f"--max-updates must be >= 1, got {args.max_updates}")
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume continues the run and --overwrite deletes it: pass one of them")
     config = resolve_config(args.config, args.set, args.out)
     if args.print_config:
         print(to_toml(config), end="")
         return 0
-    result = run_training(config, progress=not args.no_progress, resume=args.resume, max_updates=args.max_updates)
+    result = run_training(config, progress=not args.no_progress, resume=args.resume, max_updates=args.max_updates,
+                          overwrite=args.overwrite)
     metrics = result.metrics
     last = metrics.iloc[-1] if len(metrics) else None
     print(f"trained {_updates(result.trained)} in {result.seconds:.1f} s "

@@ -10,6 +10,7 @@ from :class:`~ipo_robust.training.setup.TrainingSetup`, built once.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 from ipo_robust.checkpoint import LATEST, find_checkpoint, save_checkpoint
 from ipo_robust.config import TrainConfig, parse_config
 from ipo_robust.errors import ConfigError
+from ipo_robust.locking import LOCK_FILES, hold
 from ipo_robust.rollout import collect
 from ipo_robust.training.metrics_log import (
     MetricsLog,
@@ -65,7 +67,7 @@ def _unfreeze(agent, saved) -> None:
 
 
 def run_training(config: TrainConfig | Mapping, run_dir: str | os.PathLike | None = None, progress: bool = False,
-                 resume: bool = False, max_updates: int | None = None) -> TrainResult:
+                 resume: bool = False, max_updates: int | None = None, overwrite: bool = False) -> TrainResult:
     """Train as the config says; checkpoints and ``metrics.csv`` go to ``run_dir`` (default ``run.out``).
 
     :param config: a :class:`~ipo_robust.config.TrainConfig` (used as it is), or a raw or resolved config
@@ -74,13 +76,40 @@ def run_training(config: TrainConfig | Mapping, run_dir: str | os.PathLike | Non
         for ``run.out``, ``run.checkpoint_every``, ``run.keep`` and ``run.tensorboard``); on CPU the result
         is bit-identical to the uninterrupted run.
     :param max_updates: stop (with a checkpoint) after this many updates of this call, e.g. to split a run.
-    On Ctrl-C the completed updates are checkpointed and KeyboardInterrupt propagates.
+    :param overwrite: without ``resume``, delete what ``run_dir`` already holds and start over; otherwise a
+        run directory with outputs (a checkpoint, metrics.csv, ...) is refused, so nothing is lost silently.
+    The run directory is locked (:func:`ipo_robust.locking.hold`) for the whole call: a second run into
+    it is refused at once. On Ctrl-C the completed updates are checkpointed and KeyboardInterrupt propagates.
     """
     config = parse_config(config)
     run_dir = Path(run_dir if run_dir is not None else config.run.out)
-    if not resume and (run_dir / LATEST).exists():
+    with hold(run_dir, what="run directory", option="--out"):
+        if not resume:
+            _claim(run_dir, overwrite)
+        return _train(config, run_dir, progress, resume, max_updates)
+
+
+def _claim(run_dir: Path, overwrite: bool) -> None:
+    """Make sure a fresh run loses nothing it was not asked to: refuse a directory with outputs unless
+    ``overwrite``, in which case they are deleted (and said so on stderr)."""
+    outputs = sorted(p for p in run_dir.iterdir() if p.name not in LOCK_FILES)
+    if not outputs:
+        return
+    if overwrite:
+        for path in outputs:
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        print(f"--overwrite: deleted {len(outputs)} entries of {str(run_dir)!r} "
+              f"({', '.join(p.name for p in outputs[:5])}{', ...' if len(outputs) > 5 else ''})", file=sys.stderr)
+        return
+    if (run_dir / LATEST).exists():
         raise ConfigError(f"run directory {str(run_dir)!r} already holds a run: pass --resume to continue it, "
-                          "or choose another run.out")
+                          "--overwrite to delete it and start over, or choose another --out")
+    raise ConfigError(f"run directory {str(run_dir)!r} holds outputs of an earlier run but no checkpoint to resume "
+                      f"from ({', '.join(p.name for p in outputs[:5])}{', ...' if len(outputs) > 5 else ''}): "
+                      "pass --overwrite to delete them and start over, or choose another --out")
+
+
+def _train(config: TrainConfig, run_dir: Path, progress: bool, resume: bool, max_updates: int | None) -> TrainResult:
     setup = TrainingSetup(config)
     start = setup.resume(run_dir) if resume else 0
     schedule, env, agents, optimizer = setup.schedule, setup.env, setup.agents, setup.optimizer
