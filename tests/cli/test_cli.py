@@ -141,3 +141,20 @@ def test_wheel_installs_nothing_at_top_level_but_ipo_robust(tmp_path):
         assert f"ipo_robust/{package}/__init__.py" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "[ipo_robust]" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_plugins_table_fits_the_terminal_width(tmp_path, columns):
+    site = write_distribution(tmp_path / "site", "fake-broken", "0.3", {"broken": "fake_broken_cli"},
+                              {"fake_broken_cli": "import does_not_exist_anywhere\n"})
+    env = {"COLUMNS": str(columns)}
+    table = run_cli("plugins", env_extra=env, pythonpath=site)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["PLUGIN", "DISTRIBUTION", "VERSION", "REGISTERS", "STATUS"]
+    assert all(len(line) <= columns for line in lines), max(lines, key=len)
+    shown = {word.rstrip(",") for line in lines for word in line.split()}
+    records = json.loads(run_cli("plugins", "--json", env_extra=env, pythonpath=site).stdout)
+    registered = [item for record in records for item in record["registers"]]
+    assert registered and all(item in shown for item in registered), set(registered) - shown
+    assert "failed: import failed: ModuleNotFoundError" in " ".join(line.strip() for line in lines)
