@@ -49,7 +49,7 @@ from ipo_robust.hyperparameters import (
 from ipo_robust.opponent import MaximumLikelihoodOpponent
 from ipo_robust.optim import LocalGame, Step
 from ipo_robust.optim.deterministic import DeterministicEstimator, deterministic_local_game
-from ipo_robust.optim.optimizer import Capabilities, GradientOptimizer, apply_step, bool_or_none
+from ipo_robust.optim.optimizer import Capabilities, GradientOptimizer, apply_step, bool_or_none, solve_metrics
 from ipo_robust.optim.rules import CGDRule
 from ipo_robust.optim.views import ModelledLocalGame
 from ipo_robust.policies import ConstantPolicy, DeterministicPolicy, NegatedCritic, make_deterministic_agents
@@ -167,11 +167,8 @@ def dpg_metrics(game: LocalGame, step: Step) -> dict:
     norms, the mean critic values. With an opponent model, player i's gradient and Q_i come from its view."""
     view2 = game.view2 if isinstance(game, ModelledLocalGame) and game.view2 is not None else game
     info = namespaced(game.info)
+    info.update(solve_metrics(step))
     info.update({
-        "optim/iterations": step.iterations,
-        "optim/residual": float(step.residual),
-        "optim/converged": bool(step.converged),
-        "optim/matvecs": step.matvecs,
         "optim/step_norm1": float(step.delta1.norm()),
         "optim/step_norm2": float(step.delta2.norm()),
         "optim/grad_norm1": float(game.g1.norm()),

@@ -54,7 +54,7 @@ import torch
 from ipo_robust.hookspecs import hookimpl
 from ipo_robust.hyperparameters import hyperparameter, one_of, positive
 from ipo_robust.optim import LocalGame, Step, conjugate_gradient
-from ipo_robust.optim.optimizer import Capabilities
+from ipo_robust.optim.optimizer import Capabilities, solve_metrics
 from ipo_robust.optim.rules import NaturalRule, UpdateRule, default_rtol
 from ipo_robust.optim.trust_region import (
     PairLineSearch,
@@ -138,10 +138,7 @@ class TRPO(TrustRegionOptimizer):
         for i in (0, 1):
             set_parameters(context.policies[i], context.theta[i] + applied[i])
         info = {
-            "optim/iterations": step.iterations,
-            "optim/residual": float(step.residual),
-            "optim/converged": bool(step.converged),
-            "optim/matvecs": step.matvecs,
+            **solve_metrics(step),
             "optim/grad_norm1": float(game.g1.norm()),
             "optim/grad_norm2": float(game.g2.norm()),
             "optim/kl": search[0].kl + search[1].kl,

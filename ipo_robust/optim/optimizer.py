@@ -51,7 +51,7 @@ from ipo_robust.optim.views import PerPlayerRule, resolve_opponent_model
 
 __all__ = ["Capabilities", "CriticConfig", "GradientConfig", "GradientOptimizer", "NaturalConfig", "Optimizer",
            "SampleConfig", "SampleOptimizer", "apply_step", "capabilities_of", "default_rtol", "lr_alias",
-           "rewards_are_zero_sum", "step_metrics"]
+           "rewards_are_zero_sum", "solve_metrics", "step_metrics"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -188,14 +188,24 @@ def mean_kl(before, after) -> tuple[float, float]:
     return kls[0], kls[1]
 
 
-def step_metrics(game: LocalGame, step: Step, kls: tuple[float, float]) -> dict:
-    """The metrics of one step of a local-game optimizer (module docstring)."""
+def solve_metrics(step: Step, failures: bool = False) -> dict:
+    """The record of a step's solve: Krylov iterations, true relative residual, whether it converged (with
+    ``failures``: ``optim/solve_failures``, 0 or 1) and the operator applications."""
     info = {
         "optim/iterations": step.iterations,
         "optim/residual": float(step.residual),
         "optim/converged": bool(step.converged),
-        "optim/solve_failures": int(not step.converged),
-        "optim/matvecs": step.matvecs,
+    }
+    if failures:
+        info["optim/solve_failures"] = int(not step.converged)
+    info["optim/matvecs"] = step.matvecs
+    return info
+
+
+def step_metrics(game: LocalGame, step: Step, kls: tuple[float, float]) -> dict:
+    """The metrics of one step of a local-game optimizer (module docstring)."""
+    info = {
+        **solve_metrics(step, failures=True),
         "optim/kl1": kls[0],
         "optim/kl2": kls[1],
         "optim/step_norm1": float(step.delta1.norm()),

@@ -55,7 +55,7 @@ from ipo_robust.batch import reverse_segment_cumsum, segment_cumsum
 from ipo_robust.hyperparameters import hyperparameter, non_negative, non_negative_int
 from ipo_robust.optim.local_game import LocalGame
 from ipo_robust.optim.natural import natural_cgd_solve
-from ipo_robust.optim.optimizer import NaturalConfig, Optimizer
+from ipo_robust.optim.optimizer import NaturalConfig, Optimizer, solve_metrics
 from ipo_robust.optim.rules import default_rtol
 from ipo_robust.optim.update import Step
 
@@ -331,12 +331,7 @@ def applied_pair(searches: tuple[PairSearch, ...]) -> Step:
 
 def pair_metrics(searches: tuple[PairSearch, ...], applied: Step) -> dict:
     """Metrics of the applied pair (:func:`applied_pair`): player i's entries come from its search."""
-    info = {
-        "optim/iterations": applied.iterations,
-        "optim/residual": float(applied.residual),
-        "optim/converged": bool(applied.converged),
-        "optim/matvecs": applied.matvecs,
-    }
+    info = solve_metrics(applied)
     kl_model = 0.0
     for i, search in enumerate(searches if len(searches) == 2 else searches * 2, start=1):
         own_info = search.step.info
