@@ -21,67 +21,114 @@ from ipo_robust.policies import sample_action
 __all__ = ["Batch", "collect", "reverse_segment_cumsum", "segment_cumsum"]
 
 
-def _env_action(action: torch.Tensor, space) -> np.ndarray:
+def _env_action(a: np.ndarray, space) -> np.ndarray:
     """The action the environment receives: integers for Discrete, clipped to the bounds for a Box."""
-    a = action.detach().cpu().numpy()
     if hasattr(space, "low") and hasattr(space, "high"):
         return np.clip(a.astype(np.float64), space.low, space.high)
     return a
 
 
-def _dtype_of(policy: torch.nn.Module) -> torch.dtype:
+def _parameter_of(policy: torch.nn.Module) -> tuple[torch.dtype, torch.device]:
+    """(dtype, device) of the policy's first floating parameter (default dtype, CPU without one)."""
     for p in policy.parameters():
         if p.is_floating_point():
-            return p.dtype
-    return torch.get_default_dtype()
+            return p.dtype, p.device
+    return torch.get_default_dtype(), torch.device("cpu")
+
+
+def _sampler_of(policy):
+    """``policy.sampler()`` (see :meth:`ipo_robust.policies.Policy.sampler`), or the distribution path for
+    any module with only ``distribution(obs)``."""
+    make = getattr(policy, "sampler", None)
+    if callable(make):
+        return make()
+
+    def sample(obs, generator):
+        dist = policy.distribution(obs)
+        action = sample_action(dist, generator)
+        return action, dist.log_prob(action)
+
+    return sample
 
 
 def collect(env, agents: Sequence[torch.nn.Module], steps: int,
             generator: torch.Generator | None = None) -> Batch:
     """Reset ``env`` and run ``steps`` moves in each of its ``num_envs`` copies; return the Batch.
 
-    agents: (policy1, policy2), modules with ``distribution(obs)``. Actions are drawn from ``generator``
-    (``torch.Generator``; ``None`` uses the global torch RNG), the environment's randomness comes from
-    its own seeded generator: a seeded env and a seeded generator give identical batches. No gradients
-    are recorded. Floating tensors of agent i are stored in that agent's parameter dtype.
+    agents: (policy1, policy2), modules with ``distribution(obs)`` (and, for speed, ``sampler()``).
+    Actions are drawn from ``generator`` (``torch.Generator``; ``None`` uses the global torch RNG), the
+    environment's randomness comes from its own seeded generator: a seeded env and a seeded generator
+    give identical batches. No gradients are recorded. Floating tensors of agent i are stored in that
+    agent's parameter dtype, on its parameters' device (the env stays on the CPU).
+
+    The batch is written in place into time-major buffers allocated once; per step the work is each
+    agent's sampler (one forward pass), the env step, and copies into the buffers.
     """
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a positive int (time steps per environment copy), got {steps!r}")
     agents = tuple(agents)
     if len(agents) != 2:
         raise ValueError(f"collect needs two agents (policy1, policy2), got {len(agents)}")
-    dtypes = tuple(_dtype_of(a) for a in agents)
-    N = env.num_envs
+    T, N = int(steps), env.num_envs
+    placement = [_parameter_of(a) for a in agents]
+    samplers = [_sampler_of(a) for a in agents]
+    spaces = env.action_spaces
     obs = env.reset()
-    t_in_episode = np.zeros(N, dtype=np.int64)
-    first = np.ones(N, dtype=bool)
-    rows: dict[str, list] = {k: [] for k in ("obs1", "obs2", "act1", "act2", "logp1", "logp2", "rew1", "rew2",
-                                             "done", "terminated", "truncated", "first", "t",
-                                             "next_obs1", "next_obs2")}
+    # NumPy buffers (the env is on the CPU), viewed as tensors at the end without a copy
+    obs_buf = [np.empty((T + 1, N, *np.shape(o)[1:]), dtype=_numpy_dtype(d))
+               for o, (d, _) in zip(obs, placement, strict=True)]
+    next_buf = [np.empty((T, N, *np.shape(o)[1:]), dtype=_numpy_dtype(d))
+                for o, (d, _) in zip(obs, placement, strict=True)]
+    act_buf: list[np.ndarray | None] = [None, None]
+    logp_buf = [np.empty((T, N), dtype=_numpy_dtype(d)) for d, _ in placement]
+    rew = np.empty((2, T, N))
+    terminated, truncated = np.empty((T, N), dtype=bool), np.empty((T, N), dtype=bool)
+    for i in range(2):
+        obs_buf[i][0] = obs[i]
     with torch.no_grad():
-        for _ in range(int(steps)):
-            acts, logps, env_acts = [], [], []
-            for i, (policy, dtype) in enumerate(zip(agents, dtypes, strict=True)):
-                o = torch.as_tensor(obs[i], dtype=dtype)
-                dist = policy.distribution(o)
-                a = sample_action(dist, generator)
-                acts.append(a)
-                logps.append(dist.log_prob(a).to(dtype))
-                env_acts.append(_env_action(a, env.action_spaces[i]))
-                rows[f"obs{i + 1}"].append(o)
-            result = env.step(env_acts[0], env_acts[1])
-            done = result.terminated | result.truncated
+        for t in range(T):
+            env_acts = []
             for i in range(2):
-                rows[f"act{i + 1}"].append(acts[i])
-                rows[f"logp{i + 1}"].append(logps[i])
-                rows[f"rew{i + 1}"].append(torch.as_tensor(result.rewards[i], dtype=dtypes[i]))
-                rows[f"next_obs{i + 1}"].append(torch.as_tensor(result.info["final_obs"][i], dtype=dtypes[i]))
-            rows["done"].append(torch.as_tensor(done))
-            rows["terminated"].append(torch.as_tensor(result.terminated))
-            rows["truncated"].append(torch.as_tensor(result.truncated))
-            rows["first"].append(torch.as_tensor(first.copy()))
-            rows["t"].append(torch.as_tensor(t_in_episode.copy()))
-            t_in_episode = np.where(done, 0, t_in_episode + 1)
-            first = done.copy()
-            obs = result.obs
-    return Batch(**{k: torch.stack(v) for k, v in rows.items()})
+                action, log_prob = samplers[i](torch.from_numpy(obs_buf[i][t]).to(placement[i][1]), generator)
+                action = action.cpu().numpy()
+                if act_buf[i] is None:
+                    dtype = obs_buf[i].dtype if np.issubdtype(action.dtype, np.floating) else action.dtype
+                    act_buf[i] = np.empty((T, *action.shape), dtype=dtype)
+                act_buf[i][t] = action
+                logp_buf[i][t] = log_prob.cpu().numpy()
+                env_acts.append(_env_action(action, spaces[i]))
+            result = env.step(env_acts[0], env_acts[1])
+            for i in range(2):
+                rew[i, t] = result.rewards[i]
+                next_buf[i][t] = result.info["final_obs"][i]
+                obs_buf[i][t + 1] = result.obs[i]
+            terminated[t], truncated[t] = result.terminated, result.truncated
+    done = terminated | truncated
+    first = np.empty((T, N), dtype=bool)
+    first[0], first[1:] = True, done[:-1]
+    # step index within the episode: steps since the latest first step
+    index = np.arange(T)[:, None]
+    t_in_episode = index - np.maximum.accumulate(np.where(first, index, 0), axis=0)
+
+    def agent_tensor(array: np.ndarray, i: int) -> torch.Tensor:
+        dtype, device = placement[i]
+        tensor = torch.from_numpy(array)
+        return tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else tensor.dtype)
+
+    return Batch(obs1=agent_tensor(obs_buf[0][:T], 0), obs2=agent_tensor(obs_buf[1][:T], 1),
+                 act1=agent_tensor(act_buf[0], 0), act2=agent_tensor(act_buf[1], 1),
+                 logp1=agent_tensor(logp_buf[0], 0), logp2=agent_tensor(logp_buf[1], 1),
+                 rew1=agent_tensor(rew[0], 0), rew2=agent_tensor(rew[1], 1),
+                 done=torch.from_numpy(done), first=torch.from_numpy(first),
+                 t=torch.from_numpy(t_in_episode.astype(np.int64)),
+                 next_obs1=agent_tensor(next_buf[0], 0), next_obs2=agent_tensor(next_buf[1], 1),
+                 terminated=torch.from_numpy(terminated), truncated=torch.from_numpy(truncated))
+
+
+def _numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    """The NumPy dtype of a floating torch dtype (float16/32/64; a rollout buffer's element type)."""
+    try:
+        return torch.empty((), dtype=dtype).numpy().dtype
+    except TypeError:
+        raise ValueError(f"collect stores floats as NumPy arrays: policies in {dtype} are not supported "
+                         "(use float16, float32 or float64)") from None

@@ -17,6 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from ipo_robust.errors import ConfigError
 from ipo_robust.hookspecs import hookimpl
 
+# Read by ipo_robust.envs.mujoco.base.default_workers (not imported here: it would load MuJoCo with the plugins).
+WORKERS_VARIABLE = "IPO_ROBUST_ENV_WORKERS"
+
 
 class SerialExecutor:
     """Runs every item in the calling process, one after another (debugging, tiny suites)."""
@@ -30,6 +33,7 @@ def _single_threaded_worker() -> None:
     import torch
 
     torch.set_num_threads(1)  # one BLAS thread per worker process: the pool provides the parallelism
+    os.environ[WORKERS_VARIABLE] = "1"  # and one thread stepping each env's copies
 
 
 def _positive_int_option(executor: str, name: str, value) -> int | None:
@@ -71,6 +75,7 @@ def _ray_task(function_bytes: bytes, item_bytes: bytes, driver_sys_path: list[st
     import torch
 
     torch.set_num_threads(1)
+    os.environ[WORKERS_VARIABLE] = "1"
     function = pickle.loads(function_bytes)
     return function(pickle.loads(item_bytes))
 

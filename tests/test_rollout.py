@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+import ipo_robust
 from ipo_robust.envs.base import Box, TwoAgentEnv
 from ipo_robust.envs.matrix import make_iterated_env, make_matrix_env
 from ipo_robust.policies import GaussianMLPPolicy, TabularCategoricalPolicy, make_policy
@@ -135,3 +136,103 @@ def test_collect_rejects_bad_arguments():
         collect(env, agents, steps=0)
     with pytest.raises(ValueError, match="two agents"):
         collect(env, agents[:1], steps=1)
+
+
+# ------------------------------------------------------------------------------------ fast rollouts (issue 15)
+def _eps_stream(generator_seed: int, shape, dtype) -> torch.Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(generator_seed), dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+@pytest.mark.parametrize("kind", ["gaussian", "state-dependent"])
+def test_the_rollout_sampler_draws_from_the_policys_own_distribution(kind, dtype, rtol):
+    """The NumPy sampler is the policy's distribution: the action is mean + std * eps with eps the generator's
+    next randn draw (as sample_action draws it), and its log-density is Normal's (to float rounding)."""
+    from ipo_robust.policies import StateDependentStdGaussianPolicy
+
+    torch.manual_seed(0)
+    policy = (GaussianMLPPolicy(5, 3, hidden=(16, 8), log_std_init=-0.3) if kind == "gaussian"
+              else StateDependentStdGaussianPolicy(5, 3, state_dependent_dims=(0, 2), hidden=(16, 8))).to(dtype)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(0.3 * torch.randn_like(p))  # away from the initial values (the heads' tiny weights)
+    obs = torch.randn(40, 5, dtype=dtype)
+    action, log_prob = policy.sampler()(obs, torch.Generator().manual_seed(7))
+    dist = policy.distribution(obs)
+    eps = _eps_stream(7, (40, 3), dtype)
+    expected = dist.base_dist.loc + dist.base_dist.scale * eps
+    assert action.dtype == dtype and log_prob.dtype == dtype and log_prob.shape == (40,)
+    torch.testing.assert_close(action, expected.detach(), rtol=rtol, atol=rtol)
+    torch.testing.assert_close(log_prob, dist.log_prob(action).detach(), rtol=rtol, atol=rtol)
+    # without a generator: torch's own sampling path, unchanged
+    torch.manual_seed(3)
+    a_default, _ = policy.sampler()(obs, None)
+    torch.manual_seed(3)
+    torch.testing.assert_close(a_default, dist.sample())
+
+
+def test_collect_takes_any_module_with_a_distribution():
+    """A third-party policy with only ``distribution(obs)`` (no ``sampler``) is collected through it, and gives
+    the batch a project policy with the same distribution gives."""
+    env = ipo_robust.make_env("matching-pennies", num_envs=6, seed=0)
+    torch.manual_seed(0)
+    policies = (make_policy(env.observation_spaces[0], env.action_spaces[0]),
+                make_policy(env.observation_spaces[1], env.action_spaces[1]))
+
+    class Plain(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def distribution(self, obs):
+            return self.inner.distribution(obs)
+
+    runs = []
+    for agents in (policies, tuple(Plain(p) for p in policies)):
+        env.reset(seed=1)
+        runs.append(collect(env, agents, 12, generator=torch.Generator().manual_seed(2)))
+    for name in ("obs1", "act1", "act2", "logp1", "logp2", "rew1", "done", "t"):
+        assert torch.equal(getattr(runs[0], name), getattr(runs[1], name)), name
+
+
+
+
+@pytest.mark.parametrize("env_name, options", [
+    ("sumo-pushers", {"perturbation": "learned-location", "holder": 0}),
+    ("sumo-ants", {}),
+])
+def test_batches_are_bit_identical_whatever_the_number_of_env_workers(env_name, options):
+    """The copies are stepped on worker threads in chunks; every count gives the same bits (issue 15)."""
+    batches = []
+    for workers in (1, 2, 3):
+        env = ipo_robust.make_env(env_name, num_envs=7, seed=4, workers=workers, **options)
+        assert env.workers == workers
+        if options:
+            env.set_superpower(0, 0.8)
+        agents = ipo_robust.make_agents(env, seed=0, state_dependent_std=bool(options))
+        batches.append(collect(env, agents, 30, generator=torch.Generator().manual_seed(5)))
+        env.close()
+    assert int(batches[0].done.sum()) > 0  # episodes ended (resets happened inside the batch)
+    for name in ("obs1", "obs2", "act1", "act2", "logp1", "logp2", "rew1", "rew2", "next_obs1", "next_obs2",
+                 "done", "terminated", "truncated", "first", "t"):
+        for other in batches[1:]:
+            assert torch.equal(getattr(batches[0], name), getattr(other, name)), name
+
+
+def test_env_workers_default_and_bad_values(monkeypatch):
+    from ipo_robust.envs.mujoco.base import WORKERS_VARIABLE, default_workers
+
+    monkeypatch.setenv(WORKERS_VARIABLE, "1")
+    assert default_workers() == 1
+    assert ipo_robust.make_env("sumo-pushers", num_envs=64, seed=0).workers == 1
+    monkeypatch.setenv(WORKERS_VARIABLE, "3")
+    assert ipo_robust.make_env("sumo-pushers", num_envs=64, seed=0).workers == 3
+    assert ipo_robust.make_env("sumo-pushers", num_envs=16, seed=0).workers == 2  # at most one per 8 copies
+    assert ipo_robust.make_env("sumo-pushers", num_envs=4, seed=0).workers == 1
+    monkeypatch.setenv(WORKERS_VARIABLE, "zero")
+    with pytest.raises(ValueError, match=WORKERS_VARIABLE):
+        default_workers()
+    monkeypatch.delenv(WORKERS_VARIABLE)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="workers must be a positive int"):
+            ipo_robust.make_env("sumo-pushers", num_envs=4, seed=0, workers=bad)

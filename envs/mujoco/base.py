@@ -1,9 +1,12 @@
 """Batched two-agent MuJoCo environments with superpower forces and perturbation plugins.
 
 :class:`MujocoTwoAgentEnv` runs ``num_envs`` independent ``mujoco.MjData`` on one ``mujoco.MjModel``
-(one model per copy when a perturbation changes the dynamics per episode), stepped in a Python loop:
-measured on 2 CPU cores, ``mujoco.rollout`` does not help here because the superpower force depends on
-the pose at every substep (see ``benchmarks/bench_mujoco.py``). It follows
+(one model per copy when a perturbation changes the dynamics per episode). The copies are stepped in
+contiguous chunks on ``workers`` threads (default: the CPUs available, at most one per 8 copies; the
+bindings release the GIL inside the physics): each copy's arithmetic does not depend on the chunking, so
+results are bit-identical for every worker count. Measured on 2 CPU cores, ``mujoco.rollout`` does not
+help here because the superpower force depends on the pose at every env step (see
+``benchmarks/bench_mujoco.py`` and ``benchmarks/bench_throughput.py``). It follows
 :mod:`ipo_robust.envs.base`: validation, time limits and auto-reset live in the base class.
 
 Lifecycle of one ``step(action1, action2)`` (units: SI, world frame):
@@ -35,6 +38,8 @@ Every random draw (initial-state noise, perturbation noise, dynamics scales) com
 
 from __future__ import annotations
 
+import os
+
 import mujoco
 import numpy as np
 
@@ -47,6 +52,28 @@ _BLOWUP_WARNINGS = [int(mujoco.mjtWarning.mjWARN_BADQACC), int(mujoco.mjtWarning
 _WARN_SPAN = slice(min(_BLOWUP_WARNINGS), max(_BLOWUP_WARNINGS) + 1)
 _WARN_COLS = None if len(_BLOWUP_WARNINGS) == _WARN_SPAN.stop - _WARN_SPAN.start else \
     [w - _WARN_SPAN.start for w in _BLOWUP_WARNINGS]
+
+
+WORKERS_VARIABLE = "IPO_ROBUST_ENV_WORKERS"
+
+
+def default_workers() -> int:
+    """Threads an env steps its copies on unless told otherwise: the environment variable
+    ``IPO_ROBUST_ENV_WORKERS`` if set (process-pool executors set it to 1 in their workers, which already
+    fill the cores), else the number of CPUs this process may run on."""
+    value = os.environ.get(WORKERS_VARIABLE)
+    if value:
+        try:
+            workers = int(value)
+        except ValueError:
+            workers = 0
+        if workers < 1:
+            raise ValueError(f"{WORKERS_VARIABLE} must be a positive int, got {value!r}")
+        return workers
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 class MujocoTwoAgentEnv(TwoAgentEnv):
@@ -64,7 +91,8 @@ class MujocoTwoAgentEnv(TwoAgentEnv):
     def __init__(self, model: mujoco.MjModel, num_envs: int, seed: int | None, max_episode_steps: int | None,
                  obs_dims: tuple[int, int], actuators: tuple[list[str], list[str]],
                  bodies: tuple[list[str], list[str]], n_substeps: int = 1, f_max: float = 10.0,
-                 torque_max: float | None = None, perturbation=None, holder=None, alpha: float = 1.0):
+                 torque_max: float | None = None, perturbation=None, holder=None, alpha: float = 1.0,
+                 workers: int | None = None):
         from ipo_robust.envs.mujoco.perturbations import NoPerturbation, make_perturbation
 
         self.model = model
@@ -104,6 +132,7 @@ class MujocoTwoAgentEnv(TwoAgentEnv):
         self._ctrl = np.zeros((self.num_envs, model.nu))
         self._xfrc = np.zeros((self.num_envs, model.nbody, 6))  # reused by _wrenches (zeroed every step)
         self._step_rows, self._step_cache = None, {}
+        self.set_workers(workers)
 
     # ----------------------------------------------------------------------------------------- control
     def set_superpower(self, holder: int | None, alpha: float) -> None:
@@ -281,39 +310,8 @@ class MujocoTwoAgentEnv(TwoAgentEnv):
         ctrl = self._ctrl
         ctrl[:, self.actuator_ids[0]] = own[0]
         ctrl[:, self.actuator_ids[1]] = own[1]
-        N, n_rest = self.num_envs, self.n_substeps - 1
-        step1, step2, step = mujoco.mj_step1, mujoco.mj_step2, mujoco.mj_step
-        # The kinematics are fresh (mj_step1 ran last): finish this substep, run the rest, refresh.
-        if xfrc is None:
-            for m, d, cv, c in zip(self.models, self.datas, self._data_views("ctrl"), ctrl, strict=True):
-                cv[:] = c
-                step2(m, d)
-                if n_rest:
-                    step(m, d, n_rest)
-                step1(m, d)
-        elif pushed.all():
-            for m, d, cv, c, xv, x in zip(self.models, self.datas, self._data_views("ctrl"), ctrl,
-                                          self._data_views("xfrc_applied"), xfrc, strict=True):
-                cv[:] = c
-                xv[:] = x
-                step2(m, d)
-                if n_rest:
-                    step(m, d, n_rest)
-                step1(m, d)
-                xv.fill(0.0)  # cleared: forces never persist into the next step
-        else:
-            for m, d, cv, c, xv, x, push in zip(self.models, self.datas, self._data_views("ctrl"), ctrl,
-                                                 self._data_views("xfrc_applied"), xfrc, pushed.tolist(),
-                                                 strict=True):
-                cv[:] = c
-                if push:
-                    xv[:] = x
-                step2(m, d)
-                if n_rest:
-                    step(m, d, n_rest)
-                step1(m, d)
-                if push:
-                    xv.fill(0.0)
+        N = self.num_envs
+        self._run_chunks(self._advance, ctrl, xfrc, pushed)
         warned = np.array(self._data_views("warning"))  # (N, span) blow-up warning counters
         warned = (warned if _WARN_COLS is None else warned[:, _WARN_COLS]).any(axis=1)
         rows = self._step_rows = np.arange(N)
@@ -339,6 +337,75 @@ class MujocoTwoAgentEnv(TwoAgentEnv):
             forces = {"body": cmd.body, "point": cmd.point, "force": cmd.force, "torque": cmd.torque}
         info = {"physics_blowups": blowups, "forces": forces}
         return obs, (r1, r2), terminated, info
+
+    def _advance(self, lo: int, hi: int, ctrl, xfrc, pushed) -> None:
+        """Step copies ``lo:hi`` through one env step (``n_substeps`` physics steps); called from worker
+        threads, each with its own copies (MuJoCo's bindings release the GIL inside the physics)."""
+        n_rest = self.n_substeps - 1
+        step1, step2, step = mujoco.mj_step1, mujoco.mj_step2, mujoco.mj_step
+        models, datas, ctrl_views = self.models[lo:hi], self.datas[lo:hi], self._data_views("ctrl")[lo:hi]
+        # The kinematics are fresh (mj_step1 ran last): finish this substep, run the rest, refresh.
+        if xfrc is None:
+            for m, d, cv, c in zip(models, datas, ctrl_views, ctrl[lo:hi], strict=True):
+                cv[:] = c
+                step2(m, d)
+                if n_rest:
+                    step(m, d, n_rest)
+                step1(m, d)
+            return
+        xfrc_views = self._data_views("xfrc_applied")[lo:hi]
+        for m, d, cv, c, xv, x, push in zip(models, datas, ctrl_views, ctrl[lo:hi], xfrc_views, xfrc[lo:hi],
+                                             pushed[lo:hi].tolist(), strict=True):
+            cv[:] = c
+            if push:
+                xv[:] = x
+            step2(m, d)
+            if n_rest:
+                step(m, d, n_rest)
+            step1(m, d)
+            if push:
+                xv.fill(0.0)  # cleared: forces never persist into the next step
+
+    def _run_chunks(self, work, *args) -> None:
+        """Run ``work(lo, hi, *args)`` over contiguous chunks of the copies, one per worker: the calling
+        thread takes the first chunk, the pool's threads the others. Each copy's arithmetic is the same
+        whatever the chunking, so results are bit-identical for every worker count."""
+        bounds = self._chunk_bounds
+        if len(bounds) == 1:
+            work(0, self.num_envs, *args)
+            return
+        pool = self._pool
+        if pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = self._pool = ThreadPoolExecutor(len(bounds) - 1, thread_name_prefix="mujoco-env")
+        futures = [pool.submit(work, lo, hi, *args) for lo, hi in bounds[1:]]
+        try:
+            work(*bounds[0], *args)
+        finally:
+            for future in futures:
+                future.result()
+
+    @property
+    def workers(self) -> int:
+        """Threads stepping the copies (see :meth:`set_workers`)."""
+        return len(self._chunk_bounds)
+
+    def set_workers(self, workers: int | None) -> None:
+        """Step the copies on ``workers`` threads (``None``: :func:`default_workers`, at most one per 8
+        copies). Results do not depend on it."""
+        if workers is None:
+            workers = max(1, min(default_workers(), self.num_envs // 8))
+        if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+            raise ValueError(f"workers must be a positive int (threads stepping the env copies) or None, "
+                             f"got {workers!r}")
+        workers = min(int(workers), self.num_envs)
+        edges = np.linspace(0, self.num_envs, workers + 1).round().astype(int)
+        old = getattr(self, "_pool", None)
+        if old is not None:
+            old.shutdown()
+        self._pool = None
+        self._chunk_bounds = [(int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
 
     def _stack(self, attribute: str, rows, index=None) -> np.ndarray:
         """``data.<attribute>[index]`` of the copies in ``rows``, stacked: (len(rows), ...).
@@ -373,6 +440,7 @@ class MujocoTwoAgentEnv(TwoAgentEnv):
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_views", None)  # views into this process's MjData: rebuilt on first use after a copy
+        state["_pool"] = None  # threads are not copied; a copy starts its own on first use
         return state
 
     # -------------------------------------------------------------------------------------- utilities
@@ -381,6 +449,9 @@ class MujocoTwoAgentEnv(TwoAgentEnv):
 
     def close(self) -> None:
         self.datas = []
+        if getattr(self, "_pool", None) is not None:
+            self._pool.shutdown()
+            self._pool = None
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
