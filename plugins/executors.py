@@ -16,9 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from ipo_robust.errors import ConfigError
 from ipo_robust.hookspecs import hookimpl
-
-# Read by ipo_robust.envs.mujoco.base.default_workers (not imported here: it would load MuJoCo with the plugins).
-WORKERS_VARIABLE = "IPO_ROBUST_ENV_WORKERS"
+from ipo_robust.threads import WORKERS_VARIABLE
 
 
 class SerialExecutor:

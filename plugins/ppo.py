@@ -46,6 +46,7 @@ from ipo_robust.hyperparameters import (
 )
 from ipo_robust.optim.optimizer import SampleOptimizer, distributions, mean_kl
 from ipo_robust.policies import ValueCritic
+from ipo_robust.threads import thread_map
 
 
 def generalized_advantages(rew: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor,
@@ -151,13 +152,16 @@ class PPO(SampleOptimizer):
             self._build(batch)
         agents = self._require_agents()
         before = distributions(agents, batch)
-        info: dict = {}
         T, N = batch.num_steps, batch.num_envs
         M = T * N
         size = max(M // c.minibatches, 1)
-        for i, (agent, critic, optimizer) in enumerate(zip(agents, self.critics, self.optimizers, strict=True)):
-            if c.train not in ("both", f"player{i + 1}"):
-                continue  # a frozen player: no gradient step, its weights stay exactly as they were
+        players = [i for i in (0, 1) if c.train in ("both", f"player{i + 1}")]  # a frozen player keeps its weights
+        # the minibatch orders, drawn before the players' updates run side by side (threads): the same draws
+        # in the same order whatever the thread count
+        orders = {i: [torch.randperm(M, generator=self.generator) for _ in range(c.epochs)] for i in players}
+
+        def update(i: int) -> dict:
+            agent, critic, optimizer = agents[i], self.critics[i], self.optimizers[i]
             obs = (batch.obs1, batch.obs2)[i]
             act = (batch.act1, batch.act2)[i]
             rew = (batch.rew1, batch.rew2)[i]
@@ -172,8 +176,7 @@ class PPO(SampleOptimizer):
                     "act": act.reshape(M, *act.shape[2:]), "adv": advantages.reshape(M).to(dtype),
                     "ret": returns.reshape(M).to(dtype)}
             clipfracs, pg, vf, ent = [], 0.0, 0.0, 0.0
-            for _ in range(c.epochs):
-                order = torch.randperm(M, generator=self.generator)
+            for order in orders[i]:
                 for start in range(0, M, size):
                     idx = order[start:start + size]
                     dist = agent.distribution(flat["obs"][idx].to(dtype))
@@ -194,10 +197,12 @@ class PPO(SampleOptimizer):
                         ratio = (logp - logp_old[idx]).exp()
                         clipfracs.append(float(((ratio - 1.0).abs() > c.clip).to(torch.float64).mean()))
                     pg, vf, ent = float(objective.detach()), float(v_loss.detach()), float(entropy.detach())
-            info[f"optim/clipfrac{i + 1}"] = sum(clipfracs) / len(clipfracs)
-            info[f"optim/surrogate{i + 1}"] = pg
-            info[f"optim/value_loss{i + 1}"] = vf
-            info[f"optim/entropy{i + 1}"] = ent
+            return {f"optim/clipfrac{i + 1}": sum(clipfracs) / len(clipfracs), f"optim/surrogate{i + 1}": pg,
+                    f"optim/value_loss{i + 1}": vf, f"optim/entropy{i + 1}": ent}
+
+        info: dict = {}
+        for player_info in thread_map(update, players):
+            info.update(player_info)
         kl1, kl2 = mean_kl(before, distributions(agents, batch))
         info["optim/kl1"], info["optim/kl2"] = kl1, kl2
         returns1, returns2 = batch.discounted_returns(c.gamma) if batch.num_episodes else (None, None)

@@ -220,7 +220,8 @@ def test_batches_are_bit_identical_whatever_the_number_of_env_workers(env_name, 
 
 
 def test_env_workers_default_and_bad_values(monkeypatch):
-    from ipo_robust.envs.mujoco.base import WORKERS_VARIABLE, default_workers
+    from ipo_robust.envs.mujoco.base import default_workers
+    from ipo_robust.threads import WORKERS_VARIABLE
 
     monkeypatch.setenv(WORKERS_VARIABLE, "1")
     assert default_workers() == 1

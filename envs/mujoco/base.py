@@ -38,13 +38,12 @@ Every random draw (initial-state noise, perturbation noise, dynamics scales) com
 
 from __future__ import annotations
 
-import os
-
 import mujoco
 import numpy as np
 
 from ipo_robust.envs.base import Box, TwoAgentEnv
 from ipo_robust.envs.mujoco.forces import ForceCommand, clip_norm
+from ipo_robust.threads import available_cpus
 
 _BLOWUP_WARNINGS = [int(mujoco.mjtWarning.mjWARN_BADQACC), int(mujoco.mjtWarning.mjWARN_BADQPOS),
                     int(mujoco.mjtWarning.mjWARN_BADQVEL)]
@@ -54,26 +53,10 @@ _WARN_COLS = None if len(_BLOWUP_WARNINGS) == _WARN_SPAN.stop - _WARN_SPAN.start
     [w - _WARN_SPAN.start for w in _BLOWUP_WARNINGS]
 
 
-WORKERS_VARIABLE = "IPO_ROBUST_ENV_WORKERS"
-
-
 def default_workers() -> int:
-    """Threads an env steps its copies on unless told otherwise: the environment variable
-    ``IPO_ROBUST_ENV_WORKERS`` if set (process-pool executors set it to 1 in their workers, which already
-    fill the cores), else the number of CPUs this process may run on."""
-    value = os.environ.get(WORKERS_VARIABLE)
-    if value:
-        try:
-            workers = int(value)
-        except ValueError:
-            workers = 0
-        if workers < 1:
-            raise ValueError(f"{WORKERS_VARIABLE} must be a positive int, got {value!r}")
-        return workers
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    """Threads an env steps its copies on unless told otherwise: :func:`ipo_robust.threads.available_cpus`
+    (``IPO_ROBUST_ENV_WORKERS`` if set, else the CPUs this process may run on)."""
+    return available_cpus()
 
 
 class MujocoTwoAgentEnv(TwoAgentEnv):

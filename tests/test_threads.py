@@ -1,0 +1,50 @@
+"""Per-player work on threads (issue 15): same results for every thread count."""
+
+import pytest
+import torch
+
+import ipo_robust
+from ipo_robust.threads import WORKERS_VARIABLE, available_cpus, thread_map
+
+
+def test_thread_map_keeps_order_and_raises():
+    assert thread_map(lambda x: x * x, range(5), threads=3) == [0, 1, 4, 9, 16]
+    assert thread_map(lambda x: x + 1, [7], threads=4) == [8]
+
+    def fail_on_two(x):
+        if x == 2:
+            raise RuntimeError("item 2")
+        return x
+
+    with pytest.raises(RuntimeError, match="item 2"):
+        thread_map(fail_on_two, [1, 2, 3], threads=2)
+
+
+def test_available_cpus_reads_the_variable(monkeypatch):
+    monkeypatch.setenv(WORKERS_VARIABLE, "3")
+    assert available_cpus() == 3
+    monkeypatch.setenv(WORKERS_VARIABLE, "-2")
+    with pytest.raises(ValueError, match=WORKERS_VARIABLE):
+        available_cpus()
+
+
+@pytest.mark.parametrize("optimizer, options", [("ppo", {"lr": 0.003}), ("ipo-vpg", {"lr": 0.05, "critic": "value"}),
+                                                 ("simga", {"lr": 0.05, "critic": "q"})])
+def test_training_is_bit_identical_on_one_or_two_threads(monkeypatch, tmp_path, optimizer, options):
+    """PPO's two players' updates and both critics' regressions run side by side on threads; the weights
+    after a few updates are the same bits as on one thread."""
+    from ipo_robust.train import run_training
+
+    config = {"env": {"name": "sumo-pushers", "num_envs": 8, "steps": 110, "options": {"shaping": 1.0}},
+              "agents": {"hidden": [16, 16]}, "optimizer": {"name": optimizer, "options": options},
+              "schedule": {"kind": "self-play", "iterations": 3}, "run": {"seed": 1, "checkpoint_every": 100}}
+    weights = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv(WORKERS_VARIABLE, threads)
+        result = run_training(config, tmp_path / threads)
+        weights.append([p.detach().clone() for agent in result.agents for p in agent.parameters()])
+        assert result.updates == 3
+    assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(weights[0], [p for agent in ipo_robust.make_agents(
+        ipo_robust.make_env("sumo-pushers", num_envs=1, seed=1), seed=1, hidden=(16, 16)) for p in agent.parameters()],
+        strict=True))  # the runs trained
