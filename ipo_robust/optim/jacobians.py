@@ -20,6 +20,7 @@ from torch.distributions import Distribution
 from ipo_robust.policies import (
     CategoricalMLPPolicy,
     GaussianMLPPolicy,
+    StateDependentStdGaussianPolicy,
     TabularCategoricalPolicy,
 )
 
@@ -234,6 +235,9 @@ class LayerFactorScores(ScoreJacobian):
 
     each about the cost of the layer's forward pass. A Gaussian's state-independent ``log_std`` has the
     closed-form score d log pi_m / d log sigma_j = (a_mj - mu_mj)^2 / sigma_j^2 - 1, kept as (M, act_dim).
+    A :class:`~ipo_robust.policies.StateDependentStdGaussianPolicy` qualifies too: its log-std head is one
+    more Linear layer run once per row (its delta flows through the tanh squash by the same backward
+    pass), and its ``log_std`` parameter has the closed-form score of its free dimensions.
     A :class:`~ipo_robust.policies.TabularCategoricalPolicy` (logits = obs @ table, or the one row) is one
     such layer: grad_table log pi_m = obs_m (onehot(a_m) - p_m)^T.
     """
@@ -242,14 +246,14 @@ class LayerFactorScores(ScoreJacobian):
 
     @staticmethod
     def supports(policy: nn.Module) -> bool:
-        """The project's MLP policies (rows never mix) whose parameters are all Linear weights and biases,
-        plus a GaussianMLPPolicy's ``log_std``."""
+        """The project's MLP policies (rows never mix, every Linear layer runs once per row) whose parameters
+        are all Linear weights and biases, plus a Gaussian policy's ``log_std``."""
         if type(policy) is TabularCategoricalPolicy:
             return True
-        if type(policy) not in (CategoricalMLPPolicy, GaussianMLPPolicy):
+        if type(policy) not in (CategoricalMLPPolicy, GaussianMLPPolicy, StateDependentStdGaussianPolicy):
             return False
         owned = {id(p) for m in policy.modules() if type(m) is nn.Linear for p in m.parameters(recurse=False)}
-        if isinstance(policy, GaussianMLPPolicy):
+        if type(policy) is not CategoricalMLPPolicy:
             owned.add(id(policy.log_std))
         return all(id(p) in owned for p in policy.parameters())
 
@@ -284,11 +288,13 @@ class LayerFactorScores(ScoreJacobian):
             delta = torch.zeros(M, m.out_features, dtype=self.dtype) if delta is None else delta.reshape(M, -1)
             self.layers[m] = (inputs, delta)
         self.log_std_scores = None
-        if isinstance(policy, GaussianMLPPolicy):
+        if isinstance(policy, GaussianMLPPolicy | StateDependentStdGaussianPolicy):
             with torch.no_grad():
                 dist = policy.distribution(self.obs).base_dist
                 z = (self.act - dist.loc) / dist.scale
                 self.log_std_scores = (z * z - 1.0).reshape(M, -1)
+            if isinstance(policy, StateDependentStdGaussianPolicy):  # the log_std parameter covers the free dims
+                self.log_std_scores = self.log_std_scores[:, list(policy.free_dims)]
         self.logp = self.logp.detach()  # the products below need no graph
         # where each parameter lives: ("weight" | "bias", Linear) or ("log_std", None); frozen -> None
         self.slots = []
