@@ -82,7 +82,10 @@ def register_attacks(register: Register) -> None:
     Called once per plugin when the host loads plugins.
 
     :param register: call ``register(name, factory)`` for each attack; ``factory(**options)``
-        returns an attack that trains or computes an attacker against a frozen victim.
+        returns an attack that trains or computes an attacker against a frozen victim. An attack that
+        works on some envs only may have ``check_env(env, env_name)``, raising a ``ConfigError`` for an env
+        it cannot attack: suites ask it of every victim before any work (``ipo-robust eval --dry-run``
+        too); see :meth:`ipo_robust.evals.attacks.Attack.check_env`.
     :return: nothing; results are passed through ``register``.
     """
 

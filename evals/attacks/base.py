@@ -127,6 +127,14 @@ class Attack:
             raise ConfigError(f"attack {self.name!r}: seed must be an integer, got {seed!r}")
         return self._run(victim, int(seat), int(budget), int(games), int(seed))
 
+    def check_env(self, env, env_name: str) -> None:
+        """Refuse (:class:`ConfigError`, one line) a victim env this attack cannot attack; by default any env.
+
+        ``env`` is the victim's env (any number of copies), ``env_name`` its registered name. A suite spec asks
+        this of every attack and victim before any work (``ipo-robust eval --dry-run`` too), and :meth:`run`
+        asks it again of the env it builds: one check, made before the work and where the work would fail.
+        """
+
     def _run(self, victim: Victim, seat: int, budget: int, games: int, seed: int) -> AttackResult:
         raise NotImplementedError
 

@@ -35,17 +35,25 @@ class BestResponse(Attack):
                                       "iterated games: best response to the infinite-horizon discounted value "
                                       "(the LOLA objective) or to the value of the env's episode horizon")
 
+    def check_env(self, env, env_name):
+        """Only matrix games and iterated matrix games have the exact values a best response is computed from."""
+        if not isinstance(env, IteratedMatrixGameEnv | MatrixGameEnv):
+            raise ConfigError(f"attack 'best-response' needs a matrix game or an iterated matrix game (exact "
+                              f"values); {env_name!r} is a {type(env).__name__}. Use 'ppo-adversary' for "
+                              "a lower bound instead.")
+
     def _run(self, victim, seat, budget, games, seed):
         start = time.perf_counter()
         env = victim.make_env(self.config.num_envs, seed)
+        try:
+            self.check_env(env, victim.env_name)
+        except ConfigError:
+            env.close()
+            raise
         if isinstance(env, IteratedMatrixGameEnv):
             actor, exact = self._iterated(env, victim, seat)
-        elif isinstance(env, MatrixGameEnv):
-            actor, exact = self._matrix(env, victim, seat)
         else:
-            raise ConfigError(f"attack 'best-response' needs a matrix game or an iterated matrix game (exact "
-                              f"values); {victim.env_name!r} is a {type(env).__name__}. Use 'ppo-adversary' for "
-                              "a lower bound instead.")
+            actor, exact = self._matrix(env, victim, seat)
         generator = torch.Generator().manual_seed(seed)
         victim_actor = PolicyActor(victim.agents[seat], env.action_spaces[seat], generator)
         R1, R2 = play_games(env, _pair(victim_actor, actor, seat), games, seed)

@@ -56,6 +56,11 @@ class _Control(Attack):
     def _run(self, victim, seat, budget, games, seed):
         start = time.perf_counter()
         env = game_env(victim, self.config.num_envs, seed)
+        try:
+            self.check_env(env, victim.env_name)
+        except ConfigError:
+            env.close()
+            raise
         generator = torch.Generator().manual_seed(seed)
         actors = _pair(self._victim_actor(env, victim, seat, generator),
                        self._attacker(env, seat, seed, victim, generator), seat)
@@ -97,6 +102,11 @@ class MaskedVictim(_Control):
     class Config(ControlConfig):
         opponent: str = hyperparameter("partner", one_of("partner", "random", "zero"),
                                        "who plays the masked victim: its own partner policy, random, or zero")
+
+    def check_env(self, env, env_name):
+        """The env must say which observation entries describe the opponent (:func:`opponent_indices`)."""
+        for agent in (0, 1):
+            opponent_indices(env, agent)
 
     def _victim_actor(self, env, victim, seat, generator):
         inner = PolicyActor(victim.agents[seat], env.action_spaces[seat], generator)

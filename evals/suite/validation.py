@@ -1,6 +1,12 @@
 """Reading a suite spec: :func:`load_suite` reads the TOML, applies ``--set`` overrides
 (:mod:`ipo_robust.overrides`) and :func:`suite_from_dict` validates everything before any work; a bad
-key, path, name or value raises :class:`~ipo_robust.errors.ConfigError` naming the key."""
+key, path, name or value raises :class:`~ipo_robust.errors.ConfigError` naming the key.
+
+Beyond the spec's own values, every victim is checked as its cells will use it: a saved victim's checkpoint
+is loaded, a victim to train has its run built once (:func:`~ipo_robust.training.setup.check_config`, what
+``ipo-robust train`` refuses), and every attack is asked whether it can attack each victim's env
+(:meth:`~ipo_robust.evals.attacks.Attack.check_env`, the check its run makes): ``best-response`` on a
+MuJoCo victim is refused here, not in a cell."""
 
 from __future__ import annotations
 
@@ -12,9 +18,9 @@ import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
-from ipo_robust import host
+from ipo_robust import host, make_env
 from ipo_robust.checkpoint import load_checkpoint
-from ipo_robust.config import load_toml, validate
+from ipo_robust.config import load_toml
 from ipo_robust.errors import ConfigError, IpoRobustError, UnknownNameError
 from ipo_robust.evals import robustness
 from ipo_robust.evals.suite.spec import (
@@ -29,6 +35,7 @@ from ipo_robust.evals.suite.spec import (
     canonical_json,
 )
 from ipo_robust.overrides import set_override
+from ipo_robust.training.setup import check_config
 
 SET_USAGE = "KEY=VALUE with a dotted key (e.g. grid.games=50)"
 
@@ -108,6 +115,7 @@ def suite_from_dict(raw: dict, base: str | os.PathLike = ".", spec_path: str | o
     }
 
     victims = []
+    victim_envs = []  # (key, env name, env options) per victim: the env its cells attack
     for i, entry in enumerate(_tables(raw.get("victims", []), "victims", fail)):
         key = f"victims[{i}]"
         _check_keys(entry, _VICTIM_KEYS, key + ".", fail)
@@ -120,11 +128,14 @@ def suite_from_dict(raw: dict, base: str | os.PathLike = ".", spec_path: str | o
         if ("checkpoint" in entry) == ("train" in entry):
             fail(f"{key}: give exactly one of 'checkpoint' (a saved victim) or 'train' (a train config)")
         if "checkpoint" in entry:
-            victims.append(_checkpoint_victim(vname, entry["checkpoint"], base, f"{key}.checkpoint", fail))
+            victim, env_name, env_options = _checkpoint_victim(vname, entry["checkpoint"], base, f"{key}.checkpoint",
+                                                               fail)
         else:
-            victims.append(_train_victim(vname, entry["train"], base, out, f"{key}.train", fail))
+            victim, env_name, env_options = _train_victim(vname, entry["train"], base, out, f"{key}.train", fail)
+        victims.append(victim)
+        victim_envs.append((key, env_name, env_options))
 
-    attacks = []
+    attacks, checks = [], []  # checks: (key, attack object) per attack, asked about every victim's env below
     for i, entry in enumerate(_tables(raw.get("attacks", []), "attacks", fail)):
         key = f"attacks[{i}]"
         _check_keys(entry, _ATTACK_KEYS, key + ".", fail)
@@ -142,7 +153,7 @@ def suite_from_dict(raw: dict, base: str | os.PathLike = ".", spec_path: str | o
         options = _table(entry.get("options", {}), f"{key}.options", fail)
         _check_json(options, f"{key}.options", fail)
         try:
-            factory(**options)  # bad options fail here, before any work
+            attack = factory(**options)  # bad options fail here, before any work
         except IpoRobustError as error:
             fail(f"{key}.options: {error}")
         except TypeError as error:
@@ -156,6 +167,8 @@ def suite_from_dict(raw: dict, base: str | os.PathLike = ".", spec_path: str | o
             seats=_field(entry, "seats", key, _seats, defaults["seats"], fail),
             games=_field(entry, "games", key, _positive_int, defaults["games"], fail),
         ))
+        checks.append((key, attack))
+    _check_attacks_fit_victims(checks, victim_envs, fail)
 
     sweeps = []
     for i, entry in enumerate(_tables(raw.get("robustness", []), "robustness", fail)):
@@ -208,12 +221,37 @@ def suite_from_dict(raw: dict, base: str | os.PathLike = ".", spec_path: str | o
                  attacks=tuple(attacks), robustness=tuple(sweeps), description=description, raw=raw)
 
 
+def _check_attacks_fit_victims(checks: list, victim_envs: list, fail) -> None:
+    """Ask every attack (``(key, attack)``) whether it can attack every victim's env (``(key, env name, env
+    options)``, built here with one copy, as :meth:`~ipo_robust.evals.attacks.Victim.make_env` builds it):
+    :meth:`~ipo_robust.evals.attacks.Attack.check_env`, the check the attack's run makes. A plugin's attack
+    without ``check_env`` is taken to attack any env (its run says otherwise)."""
+    if not any(hasattr(attack, "check_env") for _, attack in checks):
+        return
+    for victim_key, env_name, env_options in victim_envs:
+        try:
+            env = make_env(env_name, num_envs=1, seed=0, **env_options)
+        except (IpoRobustError, TypeError, ValueError) as error:
+            fail(f"{victim_key}: its env {env_name!r} cannot be built: {error}")
+        try:
+            for key, attack in checks:
+                check_env = getattr(attack, "check_env", None)  # an attack without one attacks any env
+                if check_env is None:
+                    continue
+                try:
+                    check_env(env, env_name)
+                except IpoRobustError as error:
+                    fail(f"{key} cannot attack {victim_key}: {error}")
+        finally:
+            env.close()
+
+
 def _field(entry: dict, field: str, key: str, parse, default, fail):
     """The entry's own value for `field`, parsed and checked, or the grid-wide default."""
     return parse(entry[field], f"{key}.{field}", fail) if field in entry else default
 
 
-def _checkpoint_victim(name: str, value, base: Path, key: str, fail) -> VictimSpec:
+def _checkpoint_victim(name: str, value, base: Path, key: str, fail) -> tuple[VictimSpec, str, dict]:
     text = _string(value, key, fail)
     path = Path(text) if Path(text).is_absolute() else base / text
     if not path.exists():
@@ -223,23 +261,30 @@ def _checkpoint_victim(name: str, value, base: Path, key: str, fail) -> VictimSp
         checkpoint.load_agents()
     except IpoRobustError as error:
         fail(f"{key}: {error}")
-    return VictimSpec(name=name, checkpoint=checkpoint.path, identity=str(checkpoint.meta.get("sha256", "")))
+    env = checkpoint.meta.get("env") or {}
+    if "name" not in env:
+        fail(f"{key}: checkpoint {str(checkpoint.path)!r} records no environment to attack in")
+    spec = VictimSpec(name=name, checkpoint=checkpoint.path, identity=str(checkpoint.meta.get("sha256", "")))
+    return spec, env["name"], dict(env.get("options", {}))
 
 
-def _train_victim(name: str, value, base: Path, out: Path, key: str, fail) -> VictimSpec:
+def _train_victim(name: str, value, base: Path, out: Path, key: str, fail) -> tuple[VictimSpec, str, dict]:
     text = _string(value, key, fail)
     path = Path(text) if Path(text).is_absolute() else base / text
     if not path.is_file():
         fail(f"{key}: no train config at {str(path)!r} (the file does not exist)")
     try:
-        config = validate(load_toml(path))
+        setup = check_config(load_toml(path))  # what `ipo-robust train` refuses before its first update
     except IpoRobustError as error:
         fail(f"{key}: {error}")
+    setup.env.close()
+    config = setup.config.as_dict()
     # what the victim is: the resolved config, less the keys that do not change the trained agents
     run = {k: v for k, v in config.get("run", {}).items() if k not in ("out", "checkpoint_every", "keep")}
     identity = "train:" + hashlib.sha256(canonical_json({**config, "run": run}).encode("utf-8")).hexdigest()
     run_dir = out / "victims" / f"{name}-{identity[6:18]}"  # another config trains into another folder
-    return VictimSpec(name=name, checkpoint=run_dir, train=path.resolve(), identity=identity)
+    spec = VictimSpec(name=name, checkpoint=run_dir, train=path.resolve(), identity=identity)
+    return spec, setup.config.env.name, dict(setup.env_options)
 
 
 # -- small validators: each failure names the key and the value --------------------------------

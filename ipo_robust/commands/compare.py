@@ -1,16 +1,16 @@
 """``ipo-robust compare --env ENV --optimizers A,B --seeds N``: train every optimizer x seed, attack each
 trained pair with the same budget, print the exploitability leaderboard and write a report.
 
-Everything is checked before any work (unknown names and bad values exit 2 with one line). Finished
-work items are saved under ``OUT/items/`` and skipped on a re-run. See ``docs/compare.md`` and
-:mod:`ipo_robust.evals.compare`.
+Everything is checked before any work (unknown names, bad values and an ``--out`` that cannot be written
+exit 2 with one line). Finished work items are saved under ``OUT/items/`` and skipped on a re-run. See
+``docs/compare.md`` and :mod:`ipo_robust.evals.compare`.
 """
 
 from __future__ import annotations
 
 import sys
 
-from ipo_robust.commands.common import format_table, print_solve_failures
+from ipo_robust.commands.common import check_output_dir, format_table, print_solve_failures
 from ipo_robust.errors import ConfigError
 
 
@@ -54,6 +54,7 @@ def run_compare_command(args) -> int:
     # torch and pandas are heavy: the CLI's --help must start fast, so the comparison loads only when it runs
     from ipo_robust.evals.compare import make_spec, pending, run_compare
 
+    check_output_dir(args.out, "--out")
     executor_options = {}
     if args.workers is not None:
         if args.executor != "local":

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ipo_robust import host
 from ipo_robust.atomic import atomic_write_text
-from ipo_robust.commands.common import format_table, print_solve_failures
+from ipo_robust.commands.common import check_output_dir, format_table, print_solve_failures
 from ipo_robust.commands.compare import print_leaderboard, solve_failure_counts
 
 #: the embedded defaults: "full" is the demo, "quick" the smoke test
@@ -60,6 +60,7 @@ def add_demo_command(commands) -> None:
 def run_demo(args) -> int:
     from ipo_robust.locking import hold
 
+    check_output_dir(args.out, "--out")
     with hold(Path(args.out), what="report directory", option="--out"):  # its parts lock their own subdirectories
         return _run_demo(args)
 

@@ -1,7 +1,8 @@
 """``ipo-robust eval SPEC``: run an evaluation suite (victims x attacks x budgets x seeds x seats).
 
-The spec is validated completely before any work (a bad key, path, attack name or value exits 2 with
-one line). Finished cells are saved one by one under ``OUT/cells/`` and skipped on a re-run, so a
+The spec is validated completely before any work, by ``--dry-run`` as by a run: a bad key, path, attack
+name or value, an attack that cannot attack a victim's env, or a ``suite.out`` that cannot be written exits
+2 with one line. Finished cells are saved one by one under ``OUT/cells/`` and skipped on a re-run, so a
 killed suite resumes where it stopped. See ``docs/suites.md``.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from ipo_robust.commands.common import format_table
+from ipo_robust.commands.common import check_output_dir, format_table
 
 EXIT_CELLS_FAILED = 1
 
@@ -38,6 +39,7 @@ def run_eval(args) -> int:
     from ipo_robust.evals.suite import SuiteError, load_suite, make_executor, pending_cells, run_suite
 
     suite = load_suite(args.spec, overrides=args.set, executor=args.executor)
+    check_output_dir(suite.out, "suite.out")  # results, cells and trained victims go there
     cells = suite.cells()
     todo = {cell.id for cell in pending_cells(suite, cells)}
     if args.dry_run:

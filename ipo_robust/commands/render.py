@@ -6,42 +6,26 @@ holder included) or with uniformly random actions, and writes a GIF (pillow) or 
 with its ffmpeg backend: ``pip install 'ipo-robust[video]'``), atomically. Needs an offscreen OpenGL
 backend: ``MUJOCO_GL=egl`` (the default set here when unset) or ``MUJOCO_GL=osmesa``.
 
-``--out`` is checked before anything is built or rendered (suffix, a parent directory that exists or can
-be created, write permission), so a bad path costs one line and exit 2, not an episode. Defaults keep a
+``--holder`` counts agents 1 and 2, as configs (``schedule.holder``) and ``metrics.csv`` do. ``--out`` is
+checked before anything is built or rendered (suffix, a parent directory that exists or can be created,
+write permission; :func:`~ipo_robust.commands.common.check_output_path`), and so are ``--holder`` and
+``--alpha``, so a bad value costs one line and exit 2, not an episode. Defaults keep a
 GIF small: 320x240, and a GIF of more than 50 steps keeps every 2nd frame at half the frame rate.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import ipo_robust
 from ipo_robust.atomic import atomic_write_bytes
+from ipo_robust.commands.common import check_output_path
 from ipo_robust.errors import ConfigError
+
+__all__ = ["SUFFIXES", "add_render_command", "check_output_path", "run_render"]
 
 SUFFIXES = (".gif", ".mp4")
 GIF_THIN_ABOVE = 50  # a .gif of more --steps than this keeps every 2nd frame by default
-
-
-def check_output_path(path: str | os.PathLike, option: str = "--out", suffixes=SUFFIXES) -> Path:
-    """``path`` if it can be written (suffix, parent directory creatable, writable); else a one-line ConfigError.
-
-    Run before any work, so that a path that cannot be written fails in a second, not after the work.
-    """
-    out = Path(path)
-    if suffixes and out.suffix.lower() not in suffixes:
-        raise ConfigError(f"{option} must end in {' or '.join(suffixes)}, got {str(path)!r}")
-    if out.is_dir():
-        raise ConfigError(f"{option} {str(path)!r} is a directory; give a file name, e.g. {str(out / 'episode.gif')!r}")
-    ancestor = out.absolute().parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise ConfigError(f"{option} {str(path)!r} cannot be created: {str(ancestor)!r} is a file, not a directory")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ConfigError(f"{option} {str(path)!r} cannot be created: no write permission in {str(ancestor)!r}")
-    return out
 
 
 def add_render_command(commands) -> None:
@@ -57,8 +41,11 @@ def add_render_command(commands) -> None:
     render.add_argument("--steps", type=int, default=200, help="env steps to render (default 200)")
     render.add_argument("--seed", type=int, default=0, help="seed of the env and of the random actions")
     render.add_argument("--perturbation", default=None, help="perturbation plugin, e.g. learned-location")
-    render.add_argument("--holder", type=int, choices=(0, 1), default=None, help="agent holding the superpower")
-    render.add_argument("--alpha", type=float, default=1.0, help="superpower amount in [0, 1] (default 1)")
+    render.add_argument("--holder", type=int, default=None, metavar="AGENT",
+                        help="agent holding the superpower: 1 or 2, counted as configs count them (schedule.holder) "
+                        "and metrics.csv's holder column (default: nobody)")
+    render.add_argument("--alpha", type=float, default=1.0,
+                        help="superpower amount of --holder, in [0, 1] (default 1)")
     render.add_argument("--width", type=int, default=320, help="frame width in pixels (default 320)")
     render.add_argument("--height", type=int, default=240, help="frame height in pixels (default 240)")
     render.add_argument("--frame-step", type=int, default=None, metavar="N",
@@ -73,9 +60,15 @@ def run_render(args, renderer=None) -> int:
     # mujoco reads MUJOCO_GL when it loads (set just above), and it is heavy: the CLI's --help must start fast
     from ipo_robust.envs.mujoco.rendering import encode_gif, render_episode
 
-    out = check_output_path(args.out)
+    out = check_output_path(args.out, suffixes=SUFFIXES)
     if args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
+    if args.holder is not None and args.holder not in (1, 2):
+        raise ConfigError(f"--holder must be 1 or 2 (the agent holding the superpower, counted from 1 as in "
+                          f"configs; leave it out for nobody), got {args.holder}")
+    if not 0.0 <= args.alpha <= 1.0:  # NaN fails too
+        raise ConfigError(f"--alpha must be a number in [0, 1] (the holder's superpower amount), got {args.alpha}")
+    holder = None if args.holder is None else args.holder - 1  # the env counts agents from 0
     is_gif = out.suffix.lower() == ".gif"
     frame_step = args.frame_step
     if frame_step is None:
@@ -85,18 +78,15 @@ def run_render(args, renderer=None) -> int:
     options = {}
     if args.perturbation is not None:
         options["perturbation"] = args.perturbation
-    if args.holder is not None:
-        options.update(holder=args.holder, alpha=args.alpha)
+    if holder is not None:
+        options.update(holder=holder, alpha=args.alpha)
     policies = None
     if args.checkpoint is not None:
         env, policies = _checkpoint_players(args)
-        if args.holder is not None:
-            try:
-                env.set_superpower(args.holder, args.alpha)
-            except ValueError as error:
-                raise ConfigError(f"--holder {args.holder}: {error}") from None
+        if holder is not None:
+            _give_superpower(env, args, holder)
     else:
-        env = ipo_robust.make_env(args.env, num_envs=1, seed=args.seed, **options)
+        env = _make_env(args, options, holder)
     if not hasattr(env, "datas"):
         raise ConfigError(f"{args.env!r} is not a MuJoCo env; render supports the envs of ipo_robust.envs.mujoco")
     if renderer is None:
@@ -122,6 +112,52 @@ def run_render(args, renderer=None) -> int:
     atomic_write_bytes(out, data)
     print(f"wrote {out} ({len(frames)} frames, {fps:.0f} fps)")
     return 0
+
+
+def _make_env(args, options: dict, holder: int | None):
+    """Copy 0 of ``args.env`` with ``options``. A failure is one line: about ``--holder`` (numbered 1 and 2)
+    when the holder is what fails, that the env is not a MuJoCo env, or the env's own error."""
+    try:
+        return ipo_robust.make_env(args.env, num_envs=1, seed=args.seed, **options)
+    except (TypeError, ValueError) as error:
+        failure = error
+    from ipo_robust.training.setup import holder_problem  # torch is heavy: loaded on this error path only
+
+    try:  # the same env without a holder says whether the holder, or the env, is the problem
+        probe = ipo_robust.make_env(args.env, num_envs=1, seed=args.seed,
+                                    **{k: v for k, v in options.items() if k not in ("holder", "alpha")})
+    except (TypeError, ValueError):
+        probe = None
+    if probe is not None:
+        try:
+            if not hasattr(probe, "datas"):
+                raise ConfigError(f"{args.env!r} is not a MuJoCo env; render supports the envs of "
+                                  "ipo_robust.envs.mujoco")
+            problem = None if holder is None else holder_problem(probe, holder)
+            if problem is not None:
+                raise ConfigError(f"--holder {args.holder} in {args.env!r}: {problem}")
+        finally:
+            probe.close()
+    given = " ".join(f"--{k} {getattr(args, k)}" for k in ("perturbation", "holder", "alpha")
+                     if k in options)
+    raise ConfigError(f"{args.env!r} cannot be built{' with ' + given if given else ''}: {failure}")
+
+
+def _give_superpower(env, args, holder: int) -> None:
+    """Give the checkpoint's env's superpower to ``holder`` (0-based; ``args.holder`` is 1-based) at
+    ``args.alpha``, or say in one line, numbered as the user numbers agents, why it cannot be."""
+    from ipo_robust.training.setup import holder_problem
+
+    carriers = getattr(env, "power_slots", ())
+    if holder not in carriers:
+        held = (f"only agent {' and '.join(str(i + 1) for i in carriers)} carries its perturbation action"
+                if carriers else "nobody held the superpower in its training")
+        raise ConfigError(f"--holder {args.holder}: agent {args.holder} cannot hold the superpower in the env of "
+                          f"--checkpoint {args.checkpoint!r}: {held}")
+    problem = holder_problem(env, holder)
+    if problem is not None:
+        raise ConfigError(f"--holder {args.holder}: {problem}")
+    env.set_superpower(holder, args.alpha)
 
 
 class _Counting:

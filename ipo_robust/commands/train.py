@@ -1,10 +1,16 @@
-"""``ipo-robust train CONFIG``: train two agents as a TOML config says (:mod:`ipo_robust.config`)."""
+"""``ipo-robust train CONFIG``: train two agents as a TOML config says (:mod:`ipo_robust.config`).
+
+Before any work the run directory is checked (it can be created and written) and the run's objects are built
+once (:class:`~ipo_robust.training.setup.TrainingSetup`); ``--print-config`` goes through the same checks
+(:func:`~ipo_robust.training.setup.check_config`), so it refuses exactly what a run refuses.
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+from ipo_robust.commands.common import check_output_dir
 from ipo_robust.errors import ConfigError
 
 
@@ -18,7 +24,9 @@ def add_train_command(commands) -> None:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key, e.g. schedule.alpha1=0.3 or optimizer.options.lr=0.1 "
                        "(repeatable)")
-    train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    train.add_argument("--print-config", action="store_true",
+                       help="check the config as a run does (its env, agents and optimizer are built; nothing is "
+                       "trained or written), print it resolved and exit")
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in run.out")
     train.add_argument("--overwrite", action="store_true",
                        help="delete what run.out already holds (checkpoints, metrics.csv) and start over")
@@ -63,7 +71,11 @@ def run_train(args) -> int:
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues the run and --overwrite deletes it: pass one of them")
     config = resolve_config(args.config, args.set, args.out)
+    check_output_dir(config.run.out, "--out" if args.out is not None else "run.out")
     if args.print_config:
+        from ipo_robust.training.setup import check_config
+
+        check_config(config).env.close()  # what a run refuses before its first update, refused here too
         print(to_toml(config), end="")
         return 0
     result = run_training(config, progress=not args.no_progress, resume=args.resume, max_updates=args.max_updates,

@@ -14,6 +14,7 @@ is bit-identical to an uninterrupted one on CPU.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -62,6 +63,13 @@ class TrainingSetup:
         try:
             self.env = config.env.build(num_envs=config.env.num_envs, seed=seed, **given)
         except (TypeError, ValueError) as error:
+            unknown = re.search(r"unexpected keyword argument '([^']+)'", str(error))
+            if isinstance(error, TypeError) and unknown and unknown.group(1) in config.env.options:
+                raise ConfigError(f"config: env.options.{unknown.group(1)}: env {config.env.name!r} takes no option "
+                                  f"{unknown.group(1)!r}") from None
+            if holder is not None:  # said in the numbering of the config when the holder is what fails
+                given.pop("holder")
+                self._refuse_holders(lambda: config.env.build(num_envs=1, seed=seed, **given))
             raise ConfigError(f"config: env {config.env.name!r} cannot be built with these options: {error}") from None
         self._check_superpower()
         if any(int(np.prod(getattr(s, "shape", (1,)))) == 0 and not hasattr(s, "n") for s in self.env.action_spaces):
@@ -76,9 +84,35 @@ class TrainingSetup:
         self.generator = torch.Generator().manual_seed(seed)
         self.shaping0 = float(self.env_options.get("shaping", 0.0) or 0.0)
 
+    def _needed_holders(self) -> list[int]:
+        """The agents (0-based) the schedule gives the superpower to, in some phase."""
+        schedule = self.schedule
+        return sorted({p.holder for p in map(schedule.phase, range(schedule.per_iteration)) if p.holder is not None})
+
+    def _holder_key(self, holder: int) -> str:
+        """The config key that made agent ``holder`` (0-based) a holder."""
+        return {"ipo-rarl": f"schedule.n{holder + 1}", "rarl": "schedule.protagonist"}.get(self.schedule.kind,
+                                                                                          "schedule.holder")
+
+    def _refuse_holders(self, probe) -> None:
+        """After the env failed to build with the schedule's holder: a ConfigError naming the schedule key, in
+        1-based numbering, when a holder cannot hold the superpower of the env ``probe()`` builds without one;
+        nothing when the probe fails too or finds no such holder (the caller then reports the env's error)."""
+        try:
+            env = probe()
+        except (ConfigError, TypeError, ValueError):
+            return
+        try:
+            for holder in self._needed_holders():
+                problem = holder_problem(env, holder)
+                if problem is not None:
+                    raise ConfigError(f"config: {self._holder_key(holder)}: {problem}")
+        finally:
+            env.close()
+
     def _check_superpower(self):
         env, schedule = self.env, self.schedule
-        needed = sorted({p.holder for p in map(schedule.phase, range(schedule.per_iteration)) if p.holder is not None})
+        needed = self._needed_holders()
         if needed and not hasattr(env, "set_superpower"):
             raise ConfigError(f"config: schedule {schedule.kind!r} gives an agent the superpower, but env "
                               f"{self.config.env.name!r} has no superpower forces (use a MuJoCo env)")
@@ -86,9 +120,8 @@ class TrainingSetup:
             try:
                 env.set_superpower(holder, 0.0)
             except ValueError as error:
-                key = {"ipo-rarl": f"schedule.n{holder + 1}", "rarl": "schedule.protagonist"}.get(schedule.kind,
-                                                                                                   "schedule.holder")
-                raise ConfigError(f"config: {key}: {error}") from None
+                problem = holder_problem(env, holder) or error
+                raise ConfigError(f"config: {self._holder_key(holder)}: {problem}") from None
         if hasattr(env, "set_superpower"):
             env.set_superpower(None, 0.0)
 
@@ -154,6 +187,36 @@ class TrainingSetup:
                     "--set agents.state_dependent_std=false)")
         raise ConfigError(f"cannot resume {str(run_dir)!r}: the checkpoint's agents ({classes[0]}) are not the ones "
                           f"this config builds ({classes[1]}){hint}")
+
+
+def check_config(config: TrainConfig | Mapping) -> TrainingSetup:
+    """Build a run's objects as a run does, to refuse now exactly what a run would refuse before its first
+    update: besides what :meth:`TrainConfig.parse` checks, env options the env's factory does not take or
+    refuses (a typo, ``shaping = nan``), a superpower holder the env cannot have, agents without actions.
+
+    For the commands that stop short of training (``ipo-robust train --print-config``, the victims of
+    ``ipo-robust eval --dry-run``). Nothing is written and the global torch RNG is left as it was; the setup
+    is returned for inspection (its env, e.g.); close its env when done.
+    """
+    with torch.random.fork_rng(devices=[]):
+        return TrainingSetup(config)
+
+
+def holder_problem(env, holder: int) -> str | None:
+    """Why agent ``holder`` (0 or 1, as the env counts) cannot hold ``env``'s superpower, with agents numbered
+    1 and 2 as configs and the command line count them; None when this finds nothing wrong.
+
+    An env's own ValueError counts agents from 0, which users never see elsewhere; this says the same in their
+    numbering. Looks at the bodies each agent may push (``env.body_ids``); an env without them has nothing
+    to say here.
+    """
+    bodies = getattr(env, "body_ids", None)
+    if bodies is None or holder not in (0, 1):
+        return None
+    if len(bodies[1 - holder]) == 0:
+        hint = f" (agent {2 - holder} can hold it)" if len(bodies[holder]) else ""
+        return f"agent {holder + 1} cannot hold the superpower: agent {2 - holder} has no bodies it could push{hint}"
+    return None
 
 
 def _json_safe(state):

@@ -94,3 +94,59 @@ def test_long_gif_keeps_every_2nd_frame_and_shows_progress(tmp_path, capsys):
     assert capsys.readouterr().err == ""
     with Image.open(out) as gif:
         assert gif.n_frames == 60
+
+
+# --holder counts agents 1 and 2 as configs do; --alpha is checked before any work (issue 17, items 7 and 8)
+@pytest.mark.parametrize("argv, message", [
+    (["--alpha", "1.5"], "--alpha must be a number in [0, 1] (the holder's superpower amount), got 1.5"),
+    (["--holder", "2", "--alpha", "nan"], "--alpha must be a number in [0, 1] (the holder's superpower amount), "
+                                          "got nan"),
+    (["--holder", "0"], "--holder must be 1 or 2 (the agent holding the superpower, counted from 1 as in configs; "
+                        "leave it out for nobody), got 0"),
+    (["--holder", "3"], "--holder must be 1 or 2 (the agent holding the superpower, counted from 1 as in configs; "
+                        "leave it out for nobody), got 3"),
+])
+def test_bad_holder_or_alpha_exits_2_before_any_work(tmp_path, capsys, no_env, argv, message):
+    assert main(["render", "sumo-pushers", "--out", str(tmp_path / "x.gif"), *argv]) == 2
+    assert _one_error_line(capsys) == f"ipo-robust: error: {message}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_holder_that_cannot_push_is_named_as_configs_count_agents(tmp_path, capsys):
+    assert main(["render", "rarl-hopper", "--holder", "1", "--out", str(tmp_path / "x.gif")]) == 2
+    assert _one_error_line(capsys) == ("ipo-robust: error: --holder 1 in 'rarl-hopper': agent 1 cannot hold the "
+                                       "superpower: agent 2 has no bodies it could push (agent 2 can hold it)")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_holder_2_is_the_env_agent_1(tmp_path, capsys, monkeypatch):
+    built = {}
+
+    def make_env(name, **options):
+        built.update(options)
+        raise AssertionError("stop after the env's options are known")
+
+    monkeypatch.setattr(ipo_robust, "make_env", make_env)
+    with pytest.raises(AssertionError):
+        main(["render", "sumo-pushers", "--holder", "2", "--alpha", "0.5", "--out", str(tmp_path / "x.gif")])
+    assert built["holder"] == 1 and built["alpha"] == 0.5  # the Python API counts agents from 0
+
+
+def test_holder_a_checkpoint_env_does_not_carry_is_one_line(tmp_path, capsys):
+    from ipo_robust.training.loop import run_training
+    from tests.test_train import tiny
+
+    run = tmp_path / "run"
+    run_training(tiny(kind="self-play", iterations=1), run)  # nobody holds the superpower
+    assert main(["render", "sumo-pushers", "--checkpoint", str(run), "--holder", "2",
+                 "--out", str(tmp_path / "x.gif")]) == 2
+    assert _one_error_line(capsys) == (f"ipo-robust: error: --holder 2: agent 2 cannot hold the superpower in the env "
+                                       f"of --checkpoint {str(run)!r}: nobody held the superpower in its training")
+    assert not (tmp_path / "x.gif").exists()
+
+
+def test_help_says_holder_counts_from_1(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["render", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "agent holding the superpower: 1 or 2" in text

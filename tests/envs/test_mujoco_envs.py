@@ -238,7 +238,7 @@ def test_render_command_writes_a_gif(tmp_path):
 
     out = tmp_path / "episode.gif"
     args = build_parser().parse_args(["render", "sumo-pushers", "--out", str(out), "--steps", "4",
-                                      "--perturbation", "body-force", "--holder", "1"])
+                                      "--perturbation", "body-force", "--holder", "2"])
     env_model = ipo_robust.make_env("sumo-pushers").model
     renderer = _SceneOnlyRenderer(env_model)
     assert run_render(args, renderer=renderer) == 0
@@ -264,7 +264,7 @@ def test_render_command_plays_a_checkpoint_to_mp4(tmp_path):
     save_agents(tmp_path / "run", agents, "sumo-pushers", options)
     out = tmp_path / "episode.mp4"
     args = build_parser().parse_args(["render", "sumo-pushers", "--checkpoint", str(tmp_path / "run"), "--out",
-                                      str(out), "--steps", "5", "--holder", "1"])
+                                      str(out), "--steps", "5", "--holder", "2"])
     renderer = _SceneOnlyRenderer(env.model, height=32, width=48)
     assert run_render(args, renderer=renderer) == 0
     assert [len(a) for a in renderer.arrows_per_frame] == [1] * 5  # the trained holder pushes every step
