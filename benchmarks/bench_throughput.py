@@ -5,16 +5,18 @@ torch thread, it measures env steps per second of five things and prints each as
 
 - ``raw``: one ``MjData``, ``n_substeps`` calls of ``mujoco.mj_step`` per env step, random ``ctrl``,
   nothing else (single core: the yardstick);
-- ``env``: the batched env layer stepping all copies with random actions (``workers`` as given);
+- ``env``: the batched env layer stepping all copies with random actions;
 - ``collect``: :func:`ipo_robust.rollout.collect` with the project's two MLP policies (64, 64);
 - ``ppo`` / ``ipo-vpg``: training (rollout + update, self-play, 100 steps per copy per update), from
   the loop's own ``rollout_seconds`` + ``update_seconds``; the split into rollout and update is printed.
 
+Each row runs with ``IPO_ROBUST_ENV_WORKERS`` set to its thread count (``default``: the CPUs available),
+which sets both the threads stepping env copies and those running the two players' updates side by side.
 Timings alternate between the things measured and the best of ``--repeats`` counts (other load on a
 shared machine hits all of them). Run::
 
     MUJOCO_GL=disable python benchmarks/bench_throughput.py
-    MUJOCO_GL=disable python benchmarks/bench_throughput.py --envs sumo-pushers --workers 1,2 --repeats 2
+    MUJOCO_GL=disable python benchmarks/bench_throughput.py --envs sumo-pushers --workers 2 --repeats 2
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import ipo_robust  # noqa: E402
+from ipo_robust.threads import WORKERS_VARIABLE  # noqa: E402
 
 
 def raw_rate(env, steps: int) -> float:
@@ -64,14 +67,12 @@ def collect_rate(env, agents, steps: int) -> float:
     return steps * env.num_envs / (time.perf_counter() - start)
 
 
-def train_rates(name: str, optimizer: str, num_envs: int, updates: int, workers: int | None) -> tuple[float, float, float]:
+def train_rates(name: str, optimizer: str, num_envs: int, updates: int) -> tuple[float, float, float]:
     """(env steps/s of training, fraction of it in rollouts, fraction in updates) over ``updates`` updates."""
     from ipo_robust.train import run_training
 
     options = {"lr": 0.001} if optimizer == "ppo" else {"lr": 0.1, "critic": "value"}
     env_options = {"shaping": 1.0}
-    if workers is not None:
-        env_options["workers"] = workers
     config = {"env": {"name": name, "num_envs": num_envs, "steps": 100, "options": env_options},
               "agents": {"hidden": [64, 64]}, "optimizer": {"name": optimizer, "options": options},
               "schedule": {"kind": "self-play", "iterations": updates},
@@ -89,8 +90,9 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=100, help="env steps per copy in each env/collect timing")
     parser.add_argument("--updates", type=int, default=3, help="training updates per timing")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workers", default="default",
-                        help="comma-separated env worker counts to measure ('default': the env's own choice)")
+    parser.add_argument("--workers", default="1,default",
+                        help="comma-separated thread counts to measure (env copies and per-player updates; "
+                        "'default': the CPUs available)")
     parser.add_argument("--skip-training", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -101,9 +103,11 @@ def main(argv=None) -> None:
     print("|---|---|---|---|---|---|---|---|")
     for name in args.envs.split(","):
         for w in args.workers.split(","):
-            workers = None if w == "default" else int(w)
-            options = {} if workers is None else {"workers": workers}
-            env = ipo_robust.make_env(name, num_envs=args.num_envs, seed=0, **options)
+            if w == "default":
+                os.environ.pop(WORKERS_VARIABLE, None)
+            else:
+                os.environ[WORKERS_VARIABLE] = w  # env copies' threads and per-player update threads
+            env = ipo_robust.make_env(name, num_envs=args.num_envs, seed=0)
             agents = ipo_robust.make_agents(env, seed=0)
             best = {"raw": 0.0, "env": 0.0, "collect": 0.0, "ppo": (0.0, 0, 0), "ipo-vpg": (0.0, 0, 0)}
             for _ in range(args.repeats):
@@ -112,7 +116,7 @@ def main(argv=None) -> None:
                 best["collect"] = max(best["collect"], collect_rate(env, agents, args.steps))
                 if not args.skip_training:
                     for opt in ("ppo", "ipo-vpg"):
-                        rate = train_rates(name, opt, args.num_envs, args.updates, workers)
+                        rate = train_rates(name, opt, args.num_envs, args.updates)
                         best[opt] = max(best[opt], rate)
             raw = best["raw"]
             cells = [f"{best[o][0] / raw:.2f} ({best[o][1]:.2f}:{best[o][2]:.2f})" if best[o][0] else "-"
