@@ -48,3 +48,21 @@ def test_training_is_bit_identical_on_one_or_two_threads(monkeypatch, tmp_path, 
     assert not all(torch.equal(a, b) for a, b in zip(weights[0], [p for agent in ipo_robust.make_agents(
         ipo_robust.make_env("sumo-pushers", num_envs=1, seed=1), seed=1, hidden=(16, 16)) for p in agent.parameters()],
         strict=True))  # the runs trained
+
+
+def test_a_run_resumes_on_another_number_of_env_workers(tmp_path):
+    """``env.options.workers`` changes speed, never results: a resume may change it, and the resumed run
+    equals the uninterrupted one bit for bit."""
+    from ipo_robust.train import run_training
+
+    def config(workers):
+        return {"env": {"name": "sumo-pushers", "num_envs": 16, "steps": 105, "options": {"workers": workers}},
+                "agents": {"hidden": [8]}, "optimizer": {"name": "ppo", "options": {"lr": 0.003}},
+                "schedule": {"kind": "self-play", "iterations": 2}, "run": {"seed": 2, "checkpoint_every": 1}}
+
+    whole = run_training(config(1), tmp_path / "whole")
+    run_training(config(1), tmp_path / "split", max_updates=1)
+    resumed = run_training(config(2), tmp_path / "split", resume=True)
+    assert resumed.updates == 2 and resumed.trained == 1
+    for a, b in zip(whole.agents, resumed.agents, strict=True):
+        assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))

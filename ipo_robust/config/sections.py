@@ -292,6 +292,10 @@ RESUMABLE_CHANGES = {("run", "out"), ("run", "checkpoint_every"), ("run", "keep"
 #: it (resuming checks the agents' policy specs instead, which is what the key decides)
 ADDED_KEYS = {("agents", "state_dependent_std")}
 
+#: env options that change how fast a run goes, never what it computes (the threads stepping env copies):
+#: a resume may change them
+SPEED_ONLY_ENV_OPTIONS = frozenset({"workers"})
+
 
 # ------------------------------------------------------------------------------------- the whole config
 @dataclass(frozen=True)
@@ -404,7 +408,8 @@ def optimizer_options(config) -> dict:
 
 def differences(a, b, ignore=RESUMABLE_CHANGES) -> list[str]:
     """Dotted keys whose values differ between two resolved configs (dicts or :class:`TrainConfig`;
-    ``ignore``: (section, key) pairs). A key of :data:`ADDED_KEYS` that one of them lacks is not compared."""
+    ``ignore``: (section, key) pairs). A key of :data:`ADDED_KEYS` that one of them lacks is not compared, nor
+    are the env options of :data:`SPEED_ONLY_ENV_OPTIONS`."""
     a, b = (c.as_dict() if isinstance(c, TrainConfig) else c for c in (a, b))
     out = []
     for section in sorted(set(a) | set(b)):
@@ -412,6 +417,9 @@ def differences(a, b, ignore=RESUMABLE_CHANGES) -> list[str]:
         for key in sorted(set(sa) | set(sb)):
             if (section, key) in ignore or ((section, key) in ADDED_KEYS and (key not in sa or key not in sb)):
                 continue
-            if sa.get(key) != sb.get(key):
+            va, vb = sa.get(key), sb.get(key)
+            if (section, key) == ("env", "options") and isinstance(va, Mapping) and isinstance(vb, Mapping):
+                va, vb = ({k: v for k, v in o.items() if k not in SPEED_ONLY_ENV_OPTIONS} for o in (va, vb))
+            if va != vb:
                 out.append(f"{section}.{key}")
     return out
