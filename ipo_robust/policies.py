@@ -44,6 +44,8 @@ import torch
 from torch import nn
 from torch.distributions import Categorical, Distribution, Independent, Normal
 
+from ipo_robust import numpy_mlp
+
 Space = object  # an environment space; duck-typed (see _is_discrete / _is_flat_box)
 
 
@@ -113,57 +115,6 @@ def sample_action(dist: Distribution, generator: torch.Generator | None = None) 
                     "use Categorical, Normal or Independent(Normal), or pass generator=None")
 
 
-_LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
-_NUMPY_FLOATS = (torch.float32, torch.float64)
-
-
-def _numpy_layers(modules) -> list | None:
-    """[(W^T, b, activation or None), ...] as NumPy arrays (detached copies) of a sequence of ``nn.Linear``
-    and elementwise ``nn.Tanh`` / ``nn.ReLU`` modules, or None for any other layout."""
-    layers: list[list] = []
-    for module in modules:
-        if type(module) is nn.Linear:
-            weight = module.weight.detach().cpu().numpy().T.copy()
-            bias = None if module.bias is None else module.bias.detach().cpu().numpy().copy()
-            layers.append([weight, bias, None])
-        elif type(module) in (nn.Tanh, nn.ReLU) and layers and layers[-1][2] is None:
-            layers[-1][2] = np.tanh if type(module) is nn.Tanh else _relu_
-        else:
-            return None
-    return layers
-
-
-def _relu_(x: np.ndarray, out: np.ndarray) -> np.ndarray:
-    return np.maximum(x, 0, out=out)
-
-
-def _forward(layers: list, x: np.ndarray) -> np.ndarray:
-    for weight, bias, activation in layers:
-        x = x @ weight
-        if bias is not None:
-            x += bias
-        if activation is not None:
-            activation(x, out=x)
-    return x
-
-
-def _numpy_sampling(policy: nn.Module) -> bool:
-    """Whether the rollout sampler of ``policy`` may run in NumPy: parameters on the CPU in float32/64."""
-    params = list(policy.parameters())
-    return bool(params) and all(p.device.type == "cpu" and p.dtype == params[0].dtype for p in params) \
-        and params[0].dtype in _NUMPY_FLOATS
-
-
-def _gaussian_draw(mean: np.ndarray, scale: np.ndarray, log_scale: np.ndarray, generator: torch.Generator):
-    """(action, log_prob) tensors: ``mean + scale * eps`` with eps drawn as :func:`sample_action` draws it
-    (``torch.randn`` from ``generator``, the same stream), and the diagonal Gaussian's log-density."""
-    eps = torch.randn(mean.shape, generator=generator, dtype=torch.from_numpy(mean[:0]).dtype).numpy()
-    action = mean + scale * eps
-    diff = action - mean
-    log_prob = (-(diff * diff) / (2 * (scale * scale)) - log_scale - _LOG_SQRT_2PI).sum(-1)
-    return torch.from_numpy(action), torch.from_numpy(log_prob)
-
-
 class Policy(nn.Module):
     """Base of the policies: subclasses implement :meth:`distribution`."""
 
@@ -230,7 +181,7 @@ class GaussianMLPPolicy(Policy):
         exactly as :func:`sample_action` draws it, so actions and log-densities agree with
         :meth:`distribution` to float rounding. Otherwise, and without a generator, the default path."""
         fallback = super().sampler()
-        layers = _numpy_layers(self.mean_net) if _numpy_sampling(self) else None
+        layers = numpy_mlp.numpy_layers(self.mean_net) if numpy_mlp.numpy_sampling(self) else None
         if layers is None:
             return fallback
         log_std = self.log_std.detach().numpy().copy()
@@ -239,7 +190,7 @@ class GaussianMLPPolicy(Policy):
         def sample(obs: torch.Tensor, generator: torch.Generator | None):
             if generator is None or obs.device.type != "cpu":
                 return fallback(obs, generator)
-            return _gaussian_draw(_forward(layers, obs.to(dtype).numpy()), scale, log_std, generator)
+            return numpy_mlp.gaussian_draw(numpy_mlp.forward(layers, obs.to(dtype).numpy()), scale, log_std, generator)
 
         return sample
 
@@ -323,8 +274,8 @@ class StateDependentStdGaussianPolicy(Policy):
     def sampler(self):
         """The rollout sampler: as :meth:`GaussianMLPPolicy.sampler` (NumPy on the CPU), with both heads."""
         fallback = super().sampler()
-        trunk = _numpy_layers(list(self.mean_net)[:-1]) if _numpy_sampling(self) else None
-        heads = _numpy_layers([self.mean_net[-1]]), _numpy_layers([self.log_std_head])
+        trunk = numpy_mlp.numpy_layers(list(self.mean_net)[:-1]) if numpy_mlp.numpy_sampling(self) else None
+        heads = numpy_mlp.numpy_layers([self.mean_net[-1]]), numpy_mlp.numpy_layers([self.log_std_head])
         if trunk is None or None in heads:
             return fallback
         free, dtype = self.log_std.detach().numpy().copy(), self.log_std.dtype
@@ -333,11 +284,11 @@ class StateDependentStdGaussianPolicy(Policy):
         def sample(obs: torch.Tensor, generator: torch.Generator | None):
             if generator is None or obs.device.type != "cpu":
                 return fallback(obs, generator)
-            h = _forward(trunk, obs.to(dtype).numpy())
-            mean, u = _forward(heads[0], h), _forward(heads[1], h)
+            h = numpy_mlp.forward(trunk, obs.to(dtype).numpy())
+            mean, u = numpy_mlp.forward(heads[0], h), numpy_mlp.forward(heads[1], h)
             state = lo + width * (np.tanh(u) + 1.0) / 2.0
             log_std = np.concatenate([np.broadcast_to(free, (*mean.shape[:-1], free.size)), state], -1)[..., order]
-            return _gaussian_draw(mean, np.exp(log_std), log_std, generator)
+            return numpy_mlp.gaussian_draw(mean, np.exp(log_std), log_std, generator)
 
         return sample
 
