@@ -13,19 +13,24 @@ The attack depends on the environment's family (:func:`env_family`):
   gives best-response value minus the value of the victim's own partner; the mean over both seats is
   NashConv / 2, the exact exploitability (:mod:`ipo_robust.evals.exploitability`).
 - everything else (MuJoCo, OpenSpiel, ...): ``ppo-adversary`` (Gleave et al. 2020), a PPO attacker
-  trained for ``attack_budget`` env steps against the frozen victim. Its exploitability (win rate
-  minus a reference attacker's) is a **lower bound**: a stronger attacker could only find more.
+  trained against the frozen victim. Its exploitability is a **lower bound**: a stronger attacker
+  could only find more.
 
-Per optimizer x seed the exploitability is the mean over the two seats; the leaderboard holds, per
-optimizer, its mean over seeds and a two-sided 95 % Student-t interval
-``mean +- t_{0.975, n-1} s / sqrt(n)`` (s the sample standard deviation over the n seeds; no interval
-for a single seed), sorted best (least exploitable) first (:mod:`ipo_robust.evals.leaderboard`).
+Exploitability is in game units: per seat, the attacker's mean return against the frozen victim minus
+the mean return the victim's own partner gets in that seat (for the exact best response, NashConv / 2
+over both seats). A trained attack's budget is set as a multiple of the victims' training env steps
+(``--attack-budget 1x``; ``--attack-budgets`` evaluates a curve from one attacker's checkpoints), with
+``--attacker-seeds`` attackers per victim and seat: the per-seat lower bound is their max. Positive
+controls attack known-weak victims (:data:`CONTROLS`) with the same attack and budgets; an attack that
+wins under :data:`CERTIFY` of its games against the zero-action victim certifies nothing, and the
+leaderboard then gives no ranks. The leaderboard (:mod:`ipo_robust.evals.leaderboard`) aggregates seeds
+with percentile bootstrap intervals.
 
 Resumable: a finished work item is written atomically to ``OUT/items/<optimizer>-s<seed>.json`` and
 skipped on a re-run with the same settings; a run whose training was interrupted resumes from its
 newest checkpoint in ``OUT/runs/``. Outputs (``OUT/``): ``results.csv`` (one row per optimizer x seed x
-seat), ``leaderboard.csv``, ``curves.csv`` (training metrics per update), ``robustness.csv`` (MuJoCo
-only), and the report (:mod:`ipo_robust.evals.report`).
+seat x attacker seed x budget), ``leaderboard.csv``, ``controls.csv``, ``curves.csv`` (training metrics per
+update), ``robustness.csv`` (MuJoCo only), and the report (:mod:`ipo_robust.evals.report`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +52,8 @@ from ipo_robust.config import SCHEMA, apply_overrides, validate
 from ipo_robust.envs.matrix import IteratedMatrixGameEnv, MatrixGameEnv
 from ipo_robust.errors import ConfigError
 from ipo_robust.evals.attacks import Victim
-from ipo_robust.evals.leaderboard import INTERVAL, leaderboard, leaderboard_rows, per_seed, t_interval
+from ipo_robust.evals.leaderboard import INTERVAL, leaderboard, leaderboard_rows, per_seed
+from ipo_robust.evals.metrics import wilson_interval
 from ipo_robust.evals.report import write_compare_report
 from ipo_robust.evals.robustness import sweep
 from ipo_robust.locking import hold
@@ -56,7 +63,7 @@ from ipo_robust.train import run_training
 __all__ = ["ATTACK_OPTIONS", "CURVE_COLUMNS", "ENV_DEFAULTS", "FAMILIES", "INTERVAL", "MANAGED_KEYS",
            "OPTIMIZER_DEFAULTS", "CompareResult", "CompareSpec", "assemble", "env_family", "leaderboard",
            "leaderboard_rows", "load_item", "make_spec", "pending", "per_seed", "run_compare", "run_item",
-           "split_overrides", "t_interval", "write_tables"]
+           "split_overrides", "write_tables"]
 
 FAMILIES = ("matrix", "iterated", "mujoco", "other")
 
@@ -67,9 +74,9 @@ ENV_DEFAULTS: dict[str, dict] = {
     "iterated": {"num_envs": 32, "steps": None, "updates": 50, "hidden": [], "options": {},
                  "attack": "best-response", "attack_budget": 0, "games": 32},
     "mujoco": {"num_envs": 16, "steps": 100, "updates": 100, "hidden": [64, 64], "options": {"shaping": 1.0},
-               "attack": "ppo-adversary", "attack_budget": 50_000, "games": 64},
+               "attack": "ppo-adversary", "attack_budget": "1x", "games": 64},
     "other": {"num_envs": 16, "steps": None, "updates": 100, "hidden": [64, 64], "options": {},
-              "attack": "ppo-adversary", "attack_budget": 50_000, "games": 64},
+              "attack": "ppo-adversary", "attack_budget": "1x", "games": 64},
 }
 """``steps = None``: one episode's length (the env's horizon or ``max_episode_steps``, else 100)."""
 
@@ -94,6 +101,13 @@ ATTACK_OPTIONS: dict[str, dict] = {"mujoco": {"num_envs": 16, "steps": 128}, "ot
 
 #: config keys compare sets itself (per work item); ``--set`` may not change them
 MANAGED_KEYS = ("run.seed", "run.out", "optimizer.name")
+
+#: known-weak victims of the positive controls (:func:`ipo_robust.evals.attacks.victim.known_weak_victim`);
+#: the first certifies the attack: it must win >= CERTIFY of its games against it at the headline budget.
+#: (A uniformly random victim is the equilibrium of symmetric matrix games such as rock-paper-scissors, so
+#: it cannot certify anything there; its win rate is reported beside.)
+CONTROLS = ("zero", "random")
+CERTIFY = 0.9
 
 SET_USAGE = "OPTIMIZER.KEY=VALUE or SECTION.KEY=VALUE (e.g. ppo.lr=3e-4, env.num_envs=32)"
 
@@ -133,6 +147,7 @@ class CompareSpec:
     attack: str
     attack_options: dict
     attack_budget: int
+    """the headline budget (attacker training env steps per seat): the leaderboard's"""
     games: int
     robustness_points: int
     robustness_games: int
@@ -140,6 +155,22 @@ class CompareSpec:
     robustness_opponent: str = "random"
     executor: str = "local"
     executor_options: dict = field(default_factory=dict)
+    attack_budgets: list[int] = field(default_factory=list)
+    """every budget evaluated (the budget curve; the headline budget among them), increasing"""
+    attacker_seeds: int = 1
+    """attackers trained per victim and seat; the lower bound is the max over them"""
+    victim_steps: int = 0
+    """env steps each victim pair trained for (budget multiples are of this)"""
+    controls: tuple = CONTROLS
+    """known-weak victims attacked with the same attack and budgets (positive controls)"""
+
+    def budget_multiple(self, budget: int) -> float:
+        """``budget`` as a multiple of the victims' training env steps."""
+        return budget / self.victim_steps if self.victim_steps else math.nan
+
+    def __post_init__(self):
+        if not self.attack_budgets:
+            self.attack_budgets = [int(self.attack_budget)]
 
     @property
     def updates(self) -> int:
@@ -164,14 +195,27 @@ class CompareSpec:
                 item = {"id": f"{name}-s{seed}", "optimizer": name, "seed": int(seed), "env": self.env,
                         "family": self.family, "config": config, "attack": self.attack,
                         "attack_options": dict(self.attack_options), "attack_budget": int(self.attack_budget),
+                        "attack_budgets": [int(b) for b in self.attack_budgets],
+                        "attacker_seeds": int(self.attacker_seeds), "victim_steps": int(self.victim_steps),
                         "games": int(self.games), "robustness_points": int(self.robustness_points),
                         "robustness_games": int(self.robustness_games),
                         "robustness_opponent": self.robustness_opponent}
-                item["key"] = _item_key(item)
-                item["run_dir"] = str(self.out / "runs" / item["id"])
-                item["path"] = str(self.out / "items" / f"{item['id']}.json")
-                out.append(item)
+                out.append(self._placed(item))
+        env_options = next(iter(self.configs.values()))["env"]["options"]
+        for control in self.controls:
+            item = {"id": f"control-{control}", "kind": "control", "control": control, "env": self.env,
+                    "env_options": dict(env_options), "attack": self.attack,
+                    "attack_options": dict(self.attack_options),
+                    "attack_budgets": [int(b) for b in self.attack_budgets], "victim_steps": int(self.victim_steps),
+                    "games": int(self.games), "seed": 0}
+            out.append(self._placed(item))
         return out
+
+    def _placed(self, item: dict) -> dict:
+        item["key"] = _item_key(item)
+        item["run_dir"] = str(self.out / "runs" / item["id"])
+        item["path"] = str(self.out / "items" / f"{item['id']}.json")
+        return item
 
 
 def _item_key(item: dict) -> str:
@@ -207,14 +251,43 @@ def split_overrides(items, optimizers: list[str]) -> tuple[dict[str, dict], list
     return per_optimizer, shared
 
 
+def parse_budget(value, victim_steps: int, label: str = "--attack-budget") -> int:
+    """An attack budget in env steps: ``"1x"``, ``"0.25x"`` (a multiple of the victims' training env steps,
+    ``victim_steps``) or a whole number of steps (an int, or digits). ConfigError otherwise."""
+    text = str(value).strip().lower().replace("_", "")
+    try:
+        if text.endswith("x"):
+            multiple = float(text[:-1])
+            if not math.isfinite(multiple) or multiple < 0:
+                raise ValueError
+            return int(round(multiple * victim_steps))
+        if isinstance(value, bool):
+            raise ValueError
+        steps = int(text)
+        if steps < 0:
+            raise ValueError
+        return steps
+    except ValueError:
+        raise ConfigError(f"{label} must be a multiple of the victim's training env steps such as 1x or 0.25x, or "
+                          f"a whole number of env steps >= 0, got {value!r}") from None
+
+
 def make_spec(env: str, optimizers: list[str], seeds: int = 3, updates: int | None = None,
-              attack_budget: int | None = None, games: int | None = None, out: str | Path = "compare",
+              attack_budget: int | str | None = None, games: int | None = None, out: str | Path = "compare",
               executor: str = "local", overrides=(), robustness_points: int = 11,
               robustness_games: int | None = None, executor_options: dict | None = None,
-              robustness_opponent: str = "random") -> CompareSpec:
+              robustness_opponent: str = "random", attack: str | None = None, attack_budgets=None,
+              attacker_seeds: int | None = None, controls: bool = True) -> CompareSpec:
     """Validate everything a comparison needs, before any work: names (env, optimizers, attack,
     executor), the ``--set`` overrides and every optimizer's full training config. Raises
-    :class:`~ipo_robust.errors.ConfigError` / :class:`~ipo_robust.errors.UnknownNameError`."""
+    :class:`~ipo_robust.errors.ConfigError` / :class:`~ipo_robust.errors.UnknownNameError`.
+
+    ``attack``: the attack plugin (default: the env family's). ``attack_budget``: the headline budget, env
+    steps or a multiple of the victims' training (``"1x"``); ``attack_budgets``: the budget curve (a list,
+    or comma-separated text, e.g. ``"0.25x,0.5x,1x,2x"``), evaluated from one attacker's checkpoints; the
+    headline budget defaults to its largest. ``attacker_seeds``: attackers per victim and seat (default 3
+    for attacks that train, 1 for the exact best response). ``controls``: attack the known-weak victims of
+    :data:`CONTROLS` too (positive controls)."""
     optimizers = [name.strip() for name in optimizers if name and name.strip()]
     if not optimizers:
         raise ConfigError("--optimizers is empty: give at least one optimizer name")
@@ -224,9 +297,9 @@ def make_spec(env: str, optimizers: list[str], seeds: int = 3, updates: int | No
     for name in optimizers:
         host.resolve("optimizer", name)
     host.resolve("executor", executor)
-    for label, value, low in (("--seeds", seeds, 1), ("--budget", updates, 1), ("--attack-budget", attack_budget, 0),
-                              ("--games", games, 1), ("--robustness-points", robustness_points, 0),
-                              ("--robustness-games", robustness_games, 1)):
+    for label, value, low in (("--seeds", seeds, 1), ("--budget", updates, 1), ("--games", games, 1),
+                              ("--robustness-points", robustness_points, 0),
+                              ("--robustness-games", robustness_games, 1), ("--attacker-seeds", attacker_seeds, 1)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
             raise ConfigError(f"{label} must be an integer >= {low}, got {value!r}")
     if robustness_opponent not in ("random", "victim"):
@@ -261,12 +334,32 @@ def make_spec(env: str, optimizers: list[str], seeds: int = 3, updates: int | No
                 raise ConfigError(f"{section}.{key} differs between optimizers; every optimizer gets the same "
                                   "training samples")
 
-    attack = defaults["attack"]
-    attack_options = dict(ATTACK_OPTIONS.get(family, {}))
-    host.create("attack", attack, **attack_options)  # options checked before any work
+    attack = attack or defaults["attack"]
+    attack_options = dict(ATTACK_OPTIONS.get(family, {})) if attack == "ppo-adversary" else {}
+    attack_object = host.create("attack", attack, **attack_options)  # options checked before any work
+    probe = make_env(env, num_envs=1, seed=0, **first["env"]["options"])
+    try:
+        attack_object.check_env(probe, env)  # e.g. the exact best response needs a matrix game
+    finally:
+        probe.close()
+    victim_steps = int(first["env"]["num_envs"]) * int(first["env"]["steps"]) * int(first["schedule"]["iterations"])
+    if isinstance(attack_budgets, str):
+        attack_budgets = [b for b in attack_budgets.split(",") if b.strip()]
+    budgets = sorted({parse_budget(b, victim_steps, "--attack-budgets") for b in (attack_budgets or [])})
+    trains = attack == "ppo-adversary"
+    if attack_budget is not None:
+        headline = parse_budget(attack_budget, victim_steps)
+    elif budgets:
+        headline = budgets[-1]
+    else:
+        default = defaults["attack_budget"] if attack == defaults["attack"] else ("1x" if trains else 0)
+        headline = parse_budget(default, victim_steps)
+    budgets = sorted({*budgets, headline})
     return CompareSpec(env=env, family=family, optimizers=optimizers, seeds=list(range(seeds)), configs=configs,
-                       attack=attack, attack_options=attack_options,
-                       attack_budget=defaults["attack_budget"] if attack_budget is None else attack_budget,
+                       attack=attack, attack_options=attack_options, attack_budget=headline,
+                       attack_budgets=budgets if trains else [headline],
+                       attacker_seeds=(attacker_seeds or 3) if trains else 1, victim_steps=victim_steps,
+                       controls=CONTROLS if controls else (),
                        games=games or defaults["games"],
                        robustness_points=robustness_points if family == "mujoco" else 0,
                        robustness_games=robustness_games or games or defaults["games"], out=Path(out),
@@ -279,9 +372,31 @@ CURVE_COLUMNS = ("update", "env_steps", "train/return1", "train/return2", "train
                  "train/episodes", "update_seconds", "rollout_seconds")
 
 
+def _attack_rows(attack, victim, item: dict, seeds) -> list[dict]:
+    """Rows of every seat x attacker seed x budget: ``attack.run_budgets`` per seat and attacker seed
+    (attacker seed k trains with seed ``item seed + 1000 k``)."""
+    rows = []
+    for seat in (0, 1):
+        for k in seeds:
+            results = attack.run_budgets(victim, seat, item["attack_budgets"], item["games"],
+                                         int(item["seed"]) + 1000 * k)
+            for result in results:
+                row = {**result.as_row(), "attacker_seed": k, "budget_multiple":
+                       result.budget / item["victim_steps"] if item["victim_steps"] else math.nan}
+                row["bound"] = "exact" if result.kind == "exact" else "lower bound"
+                if "reference_gap" in result.details:  # the earlier figure, labelled: win rate minus a reference's
+                    row["reference_gap"] = float(result.details["reference_gap"])
+                    row["reference_win_rate"] = float(result.details["reference"]["win_rate"])
+                rows.append(row)
+    return rows
+
+
 def run_item(item: dict) -> dict:
-    """Train, attack both seats and sweep one optimizer x seed; writes ``item["path"]`` atomically and
-    returns what it wrote. A top-level function so that process pools and Ray can pickle it."""
+    """Train, attack both seats (every attacker seed and budget) and sweep one optimizer x seed, or attack
+    a known-weak victim (a control item); writes ``item["path"]`` atomically and returns what it wrote. A
+    top-level function so that process pools and Ray can pickle it."""
+    if item.get("kind") == "control":
+        return run_control(item)
     began = time.perf_counter()
     run_dir = Path(item["run_dir"])
     resume = (run_dir / "latest").exists()
@@ -290,16 +405,8 @@ def run_item(item: dict) -> dict:
     train_seconds = time.perf_counter() - began
     victim = Victim.from_checkpoint(trained.checkpoint)
     attack = host.create("attack", item["attack"], **item["attack_options"])
-    rows = []
-    for seat in (0, 1):
-        result = attack.run(victim, seat=seat, budget=item["attack_budget"], games=item["games"], seed=item["seed"])
-        row = {"optimizer": item["optimizer"], "seed": item["seed"], **result.as_row()}
-        row["bound"] = "exact" if result.kind == "exact" else "lower bound"
-        if "return_gap" in result.details:
-            row["return_gap"] = float(result.details["return_gap"])
-        if "reference" in result.details:
-            row["reference_win_rate"] = float(result.details["reference"]["win_rate"])
-        rows.append(row)
+    rows = [{"optimizer": item["optimizer"], "seed": item["seed"], **row}
+            for row in _attack_rows(attack, victim, item, range(item["attacker_seeds"]))]
     robustness = []
     if item["robustness_points"] > 0:
         values = np.linspace(0.5, 1.5, item["robustness_points"])
@@ -322,6 +429,21 @@ def run_item(item: dict) -> dict:
     record = {"id": item["id"], "key": item["key"], "optimizer": item["optimizer"], "seed": item["seed"],
               "rows": rows, "robustness": robustness, "curve": curve, "train_seconds": train_seconds,
               "seconds": time.perf_counter() - began, "checkpoint": str(trained.checkpoint)}
+    atomic_write_text(item["path"], json.dumps(record, indent=1))
+    return record
+
+
+def run_control(item: dict) -> dict:
+    """The positive control of ``item["control"]``: the comparison's attack, at every budget, against a pair of
+    known-weak agents (:func:`~ipo_robust.evals.attacks.victim.known_weak_victim`), both seats, one attacker."""
+    from ipo_robust.evals.attacks.victim import known_weak_victim
+
+    began = time.perf_counter()
+    victim = known_weak_victim(item["control"], item["env"], item["env_options"])
+    attack = host.create("attack", item["attack"], **item["attack_options"])
+    rows = [{"control": item["control"], **row} for row in _attack_rows(attack, victim, item, [0])]
+    record = {"id": item["id"], "key": item["key"], "kind": "control", "control": item["control"], "rows": rows,
+              "seconds": time.perf_counter() - began}
     atomic_write_text(item["path"], json.dumps(record, indent=1))
     return record
 
@@ -355,6 +477,10 @@ class CompareResult:
     reused: int
     seconds: float
     files: list[Path] = field(default_factory=list)
+    controls: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """controls.csv (:func:`control_table`); empty without controls"""
+    certified: bool | None = None
+    """the attack beat its certifying positive control (:func:`certification`); None without controls"""
 
 
 def pending(spec: CompareSpec) -> tuple[list[dict], dict[str, dict]]:
@@ -407,18 +533,49 @@ def _run_compare(spec: CompareSpec, progress: bool, executor, report: bool) -> C
     return result
 
 
+def control_table(rows: pd.DataFrame, spec: CompareSpec) -> pd.DataFrame:
+    """controls.csv: per control and budget, the attack's win rate over both seats (Wilson 95 % interval
+    over the pooled games) and per seat."""
+    out = []
+    for (control, budget), group in rows.groupby(["control", "budget"], sort=False):
+        wins, games = int(group["wins"].sum()), int(group["games"].sum())
+        low, high = wilson_interval(wins, games)
+        seat = group.set_index("seat")["win_rate"]
+        out.append({"control": control, "budget": int(budget), "budget_multiple": spec.budget_multiple(int(budget)),
+                    "win_rate": wins / games, "win_low": low, "win_high": high, "games": games,
+                    "seat0_win_rate": float(seat.get(0, math.nan)), "seat1_win_rate": float(seat.get(1, math.nan))})
+    return pd.DataFrame(out)
+
+
+def certification(controls: pd.DataFrame, spec: CompareSpec) -> bool | None:
+    """Whether the attack beat the certifying control (:data:`CONTROLS`' first) in >= :data:`CERTIFY` of its
+    games at the headline budget; None without controls."""
+    if not len(controls) or CONTROLS[0] not in set(controls["control"]):
+        return None
+    row = controls[(controls["control"] == CONTROLS[0]) & (controls["budget"] == spec.attack_budget)]
+    return bool(len(row)) and float(row["win_rate"].iloc[0]) >= CERTIFY
+
+
 def assemble(spec: CompareSpec, records: list[dict], computed: int, reused: int, seconds: float) -> CompareResult:
-    results = pd.DataFrame([row for record in records for row in record["rows"]])
+    victims = [r for r in records if r.get("kind") != "control"]
+    controls = control_table(pd.DataFrame([row for r in records if r.get("kind") == "control" for row in r["rows"]]),
+                             spec) if any(r.get("kind") == "control" for r in records) else pd.DataFrame()
+    certified = certification(controls, spec)
+    results = pd.DataFrame([row for record in victims for row in record["rows"]])
     curves = pd.DataFrame([{"optimizer": r["optimizer"], "seed": r["seed"], **row}
-                           for r in records for row in r["curve"]])
-    robustness = pd.DataFrame([row for r in records for row in r["robustness"]])
-    return CompareResult(spec, results, leaderboard(results), curves, robustness, computed, reused, seconds)
+                           for r in victims for row in r["curve"]])
+    robustness = pd.DataFrame([row for r in victims for row in r["robustness"]])
+    board = leaderboard(results, spec.attack_budget, ranked=certified is not False)
+    return CompareResult(spec, results, board, curves, robustness, computed, reused, seconds, controls=controls,
+                         certified=certified)
 
 
 def write_tables(result: CompareResult) -> list[Path]:
     out = result.spec.out
     files = [atomic_write_text(out / "results.csv", result.results.to_csv(index=False)),
              atomic_write_text(out / "leaderboard.csv", result.leaderboard.to_csv(index=False))]
+    if len(result.controls):
+        files.append(atomic_write_text(out / "controls.csv", result.controls.to_csv(index=False)))
     if len(result.curves):
         files.append(atomic_write_text(out / "curves.csv", result.curves.to_csv(index=False)))
     if len(result.robustness):

@@ -1,11 +1,13 @@
-"""The statistics of a comparison (:mod:`ipo_robust.evals.compare`): per-seed exploitability and the
-leaderboard with its Student-t intervals over seeds.
+"""The statistics of a comparison (:mod:`ipo_robust.evals.compare`): per-seat lower bounds, per-seed
+exploitability and the leaderboard with bootstrap intervals over seeds.
 
-Per optimizer x seed the exploitability is the mean over the two seats; the leaderboard holds, per
-optimizer, its mean over seeds and a two-sided 95 % Student-t interval
-``mean +- t_{0.975, n-1} s / sqrt(n)`` (s the sample standard deviation over the n seeds; no interval
-for a single seed), sorted best (least exploitable) first. Plain tables in, plain tables out: both the
-comparison and its report (:mod:`ipo_robust.evals.report`) use this module, neither the other.
+Per optimizer x seed x seat at one attack budget, the exploitability (game units: attacker return minus
+partner return) is the max over the attacker seeds, each attacker's figure being a lower bound; per
+optimizer x seed, the mean over both seats. The leaderboard holds, per optimizer, the mean over seeds and
+its 95 % percentile bootstrap interval (:func:`ipo_robust.evals.statistics.aggregate`, which resamples the
+seeds; no interval with a single seed, and none from a Student-t quantile), plus the IQM, sorted best
+(least exploitable) first. Plain tables in, plain tables out: both the comparison and its report
+(:mod:`ipo_robust.evals.report`) use this module, neither the other.
 """
 
 from __future__ import annotations
@@ -15,49 +17,80 @@ import math
 import numpy as np
 import pandas as pd
 
-INTERVAL = "95% Student-t interval over seeds"
+INTERVAL = "95% percentile bootstrap interval over seeds (stratified, rliable's scheme)"
 
 
-def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high): the two-sided Student-t interval of the mean; low = high = NaN for n < 2."""
-    from scipy.stats import t as student_t  # scipy is optional (not a dependency of the package)
-
-    x = np.asarray([v for v in values if v == v], dtype=np.float64)
-    if x.size == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, math.nan, math.nan
-    half = float(student_t.ppf(0.5 + confidence / 2, x.size - 1)) * float(x.std(ddof=1)) / math.sqrt(x.size)
-    return mean, mean - half, mean + half
+def at_budget(results: pd.DataFrame, budget: int | None = None) -> pd.DataFrame:
+    """The rows of one attack budget (the largest when ``budget`` is None); all rows of results without
+    budgets (records written before budget curves)."""
+    if "budget" not in results or not len(results):
+        return results
+    budget = int(results["budget"].max()) if budget is None else int(budget)
+    return results[results["budget"] == budget]
 
 
-def per_seed(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per optimizer x seed: exploitability = the mean over the two seats."""
-    grouped = results.groupby(["optimizer", "seed"], sort=False)
-    table = grouped.agg(exploitability=("exploitability", "mean"), train_seconds=("train_seconds", "first"),
-                        env_steps=("env_steps", "first"), bound=("bound", "first")).reset_index()
-    return table
+def per_seat(results: pd.DataFrame, budget: int | None = None) -> pd.DataFrame:
+    """One row per optimizer x seed x seat at ``budget``: ``exploitability`` is the max over attacker seeds
+    (each attacker's figure is a lower bound, so the best one is the tightest), ``attackers_mean`` the mean."""
+    rows = at_budget(results, budget)
+    if "attacker_seed" not in rows:
+        rows = rows.assign(attacker_seed=0)
+    grouped = rows.groupby(["optimizer", "seed", "seat"], sort=False)
+    return grouped.agg(exploitability=("exploitability", "max"), attackers_mean=("exploitability", "mean"),
+                       attackers=("attacker_seed", "nunique"), train_seconds=("train_seconds", "first"),
+                       env_steps=("env_steps", "first"), bound=("bound", "first")).reset_index()
 
 
-def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
-    """Per optimizer: seeds, mean exploitability over seeds, its 95 % t-interval, per-seat means;
-    sorted best (lowest mean) first."""
-    seeds = per_seed(results)
+def per_seed(results: pd.DataFrame, budget: int | None = None) -> pd.DataFrame:
+    """One row per optimizer x seed: exploitability = the mean over the two seats of :func:`per_seat`."""
+    seats = per_seat(results, budget)
+    grouped = seats.groupby(["optimizer", "seed"], sort=False)
+    return grouped.agg(exploitability=("exploitability", "mean"), attackers_mean=("attackers_mean", "mean"),
+                       train_seconds=("train_seconds", "first"), env_steps=("env_steps", "first"),
+                       bound=("bound", "first")).reset_index()
+
+
+def _bootstrap(seeds: pd.DataFrame) -> pd.DataFrame:
+    """:func:`ipo_robust.evals.statistics.aggregate` of the per-seed exploitability, indexed by optimizer.
+
+    The range handed to it is the data's own (min..max over every optimizer and seed): a percentile
+    bootstrap of a mean never leaves it, and it lies inside the metric's range whatever the game."""
+    from ipo_robust.evals.statistics import aggregate
+
+    values = seeds["exploitability"].to_numpy(dtype=float)
+    scores = {name: group["exploitability"].to_numpy(dtype=float) for name, group in seeds.groupby("optimizer",
+                                                                                                  sort=False)}
+    low, high = float(np.nanmin(values)), float(np.nanmax(values))
+    if not high > low:
+        high = low + 1.0  # every seed equal: a degenerate range; the intervals are the point
+    return aggregate(scores, low, high).set_index("name")
+
+
+def leaderboard(results: pd.DataFrame, budget: int | None = None, ranked: bool = True) -> pd.DataFrame:
+    """Per optimizer at ``budget``: seeds, mean exploitability over seeds and its interval, the mean over
+    attacker seeds beside, per-seat means; sorted best (lowest mean) first. ``ranked=False`` (an attack
+    its positive control did not certify) leaves ``rank`` empty."""
+    seeds = per_seed(results, budget)
+    seats = per_seat(results, budget)
+    stats = _bootstrap(seeds)
     rows = []
     for name, group in seeds.groupby("optimizer", sort=False):
-        mean, low, high = t_interval(group["exploitability"])
-        seats = results[results["optimizer"] == name].groupby("seat")["exploitability"].mean()
-        rows.append({"optimizer": name, "seeds": int(len(group)), "exploitability": mean, "low": low, "high": high,
+        mean, low, high, iqm = (float(stats.loc[name, k]) for k in ("mean", "mean_low", "mean_high", "iqm"))
+        if len(group) < 2:
+            low = high = math.nan  # one seed: no interval
+        by_seat = seats[seats["optimizer"] == name].groupby("seat")["exploitability"].mean()
+        rows.append({"optimizer": name, "seeds": int(len(group)), "exploitability": mean,
+                     "exploitability_low": low, "exploitability_high": high, "exploitability_iqm": iqm,
+                     "attackers_mean": float(group["attackers_mean"].mean()),
                      "std": float(group["exploitability"].std(ddof=1)) if len(group) > 1 else math.nan,
-                     "seat0": float(seats.get(0, math.nan)), "seat1": float(seats.get(1, math.nan)),
+                     "seat0": float(by_seat.get(0, math.nan)), "seat1": float(by_seat.get(1, math.nan)),
                      "bound": str(group["bound"].iloc[0]), "interval": INTERVAL,
                      "env_steps": int(group["env_steps"].iloc[0]),
                      "train_seconds": float(group["train_seconds"].mean())})
     board = pd.DataFrame(rows)
     if len(board):
         board = board.sort_values("exploitability", na_position="last", kind="stable").reset_index(drop=True)
-        board.insert(0, "rank", np.arange(1, len(board) + 1))
+        board.insert(0, "rank", np.arange(1, len(board) + 1) if ranked else [math.nan] * len(board))
     return board
 
 
@@ -65,9 +98,11 @@ def leaderboard_rows(board: pd.DataFrame) -> list[tuple[str, ...]]:
     """The leaderboard as printable rows (header first); lower bounds say so in the header."""
     bound = str(board["bound"].iloc[0]) if len(board) else "exact"
     header = "EXPLOITABILITY" + (" (LOWER BOUND)" if bound == "lower bound" else " (EXACT)")
-    rows = [("RANK", "OPTIMIZER", "SEEDS", header, "95% T-INTERVAL", "SEAT 0", "SEAT 1", "TRAIN S")]
+    rows = [("RANK", "OPTIMIZER", "SEEDS", header, "95% INTERVAL", "SEAT 0", "SEAT 1", "TRAIN S")]
     for row in board.itertuples():
-        interval = "n/a (1 seed)" if row.seeds < 2 else f"[{row.low:.3g}, {row.high:.3g}]"
-        rows.append((str(row.rank), row.optimizer, str(row.seeds), f"{row.exploitability:.3g}", interval,
+        interval = ("n/a (1 seed)" if row.seeds < 2 else
+                    f"[{row.exploitability_low:.3g}, {row.exploitability_high:.3g}]")
+        rank = "-" if row.rank != row.rank else str(int(row.rank))  # NaN: not ranked (attack not certified)
+        rows.append((rank, row.optimizer, str(row.seeds), f"{row.exploitability:.3g}", interval,
                      f"{row.seat0:.3g}", f"{row.seat1:.3g}", f"{row.train_seconds:.1f}"))
     return rows

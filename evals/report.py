@@ -18,8 +18,10 @@ from __future__ import annotations
 import base64
 import html
 import io
+import itertools
 import math
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +35,10 @@ LOWER_BOUND_NOTE = (
     "**How to read a lower bound.** A trained attacker (`ppo-adversary`) only shows what *one* attacker "
     "found with a finite budget: the victim is at least this exploitable, possibly much more. A value "
     "near 0 does not certify robustness, and two optimizers whose intervals overlap are not told apart. "
-    "The exploitability here is in win-rate units: the attacker's win rate against the victim minus the "
-    "win rate of a reference attacker trained the same way against a uniformly random policy.")
+    "The exploitability here is in game units: per seat, the attacker's mean return against the frozen "
+    "victim minus the mean return the victim's own trained partner gets in that seat (the max over the "
+    "attacker seeds, then the mean over both seats). The positive controls say whether the attack could "
+    "win at all: it is the same attack and budget against known-weak victims.")
 
 EXACT_NOTE = (
     "**Exact.** In matrix games the attack is the exact best response (`best-response`): per seat, the "
@@ -165,6 +169,13 @@ def _relative(path: Path, base: Path) -> str:
 
 
 # ------------------------------------------------------------------------------------------ plots
+# Every figure uses matplotlib's constrained layout, so its title, axis labels, tick labels and outside
+# legend are fitted inside the canvas when it is drawn; the title is the figure's (``suptitle``), wrapped
+# to the figure's width. Counts on an x axis (env steps, iterations) read 0, 500k, 1M, 1.5M, ...
+TITLE_FONTSIZE = 10
+LEGEND_FONTSIZE = 8
+
+
 def _pyplot():
     import matplotlib
 
@@ -174,40 +185,137 @@ def _pyplot():
     return plt
 
 
+def _new_figure(width: float, height: float):
+    return _pyplot().subplots(figsize=(width, height), layout="constrained")
+
+
+def _title(fig, title: str, fontsize: float = TITLE_FONTSIZE):
+    """The figure's title, wrapped (at spaces, never inside a word such as ``rock-paper-scissors`` unless
+    one word alone is too wide) so that each line fits the figure's width; the figure grows by the extra
+    lines. Returns the title's Text."""
+    renderer = fig.canvas.get_renderer()
+    room = 0.94 * fig.get_figwidth() * fig.dpi
+    chars = max(12, int(fig.get_figwidth() * 72 / (0.55 * fontsize)))  # a first guess; measured below
+    while True:
+        text = textwrap.fill(" ".join(title.split()), chars, break_on_hyphens=False) or title
+        artist = fig.suptitle(text, fontsize=fontsize)
+        if artist.get_window_extent(renderer).width <= room or chars <= 12:
+            break
+        chars = max(12, int(chars * 0.9))
+    fig.set_figheight(fig.get_figheight() + text.count("\n") * 1.25 * fontsize / 72)
+    return artist
+
+
+def _count_label(value, _position=None) -> str:
+    """1500 -> '1.5k', 125000 -> '125k', 2000000 -> '2M': short tick labels for counts."""
+    value = float(value)
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= 0.9995 * scale:  # 999999 -> '1M', not '1e+03k'
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def _count_axis(axis, nbins: int = 6) -> None:
+    """At most ``nbins`` intervals at round integer counts, labelled in k / M / G."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10], integer=True, min_n_ticks=3))
+    axis.set_major_formatter(FuncFormatter(_count_label))
+
+
+def _drawn_xticklabels(ax) -> list:
+    """The x tick labels drawn: those of ticks inside the view (``get_xticklabels`` also lists the
+    locator's ticks just outside it, which are not drawn)."""
+    low, high = sorted(ax.get_xlim())
+    slack = 1e-9 * max(abs(low), abs(high), 1.0)
+    return [label for label, at in zip(ax.get_xticklabels(), ax.get_xticks(), strict=False)
+            if low - slack <= at <= high + slack and label.get_visible() and label.get_text()]
+
+
+def _xtick_boxes(fig, ax) -> list:
+    """Window extents of the drawn x tick labels, left to right (draws the figure: layout included)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    return sorted((label.get_window_extent(renderer) for label in _drawn_xticklabels(ax)), key=lambda box: box.x0)
+
+
+def _xticks_overlap(fig, ax) -> bool:
+    """Whether two neighbouring x tick labels are closer than half an em (or overlap): they would read as
+    one number, as "100000125000150000" did."""
+    boxes = _xtick_boxes(fig, ax)
+    labels = _drawn_xticklabels(ax)
+    gap = 0.5 * (labels[0].get_fontsize() if labels else 10) * fig.dpi / 72
+    return any(right.x0 - left.x1 < gap for left, right in itertools.pairwise(boxes))
+
+
+def _fit_count_ticks(fig, ax) -> None:
+    """Fewer ticks on a count axis while its labels would run into each other."""
+    for nbins in (5, 4, 3, 2):
+        if not _xticks_overlap(fig, ax):
+            return
+        _count_axis(ax.xaxis, nbins)
+
+
+def _legend_outside(ax) -> None:
+    """Legend right of the axes (constrained layout makes room for it): it never covers a curve."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                  frameon=False)
+
+
 def _save(fig, path: Path) -> Path:
     buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=110)
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
+    # bbox_inches="tight": whatever the layout left outside the canvas is still in the image
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", pad_inches=0.08)
     _pyplot().close(fig)
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def plot_exploitability(board: pd.DataFrame, seeds: pd.DataFrame, path: str | Path, title: str) -> Path:
-    """Bars: mean exploitability per optimizer (leaderboard order) with its 95 % t-interval; dots: seeds."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(board) + 2), 3.6))
+def figure_exploitability(board: pd.DataFrame, seeds: pd.DataFrame, title: str):
+    """The Figure :func:`plot_exploitability` saves (open: the caller closes it)."""
+    fig, ax = _new_figure(min(max(4.5, 1.2 * len(board) + 2), 10.0), 3.6)
     x = np.arange(len(board))
     means = board["exploitability"].to_numpy(dtype=float)
-    low = np.nan_to_num(means - board["low"].to_numpy(dtype=float), nan=0.0)
-    high = np.nan_to_num(board["high"].to_numpy(dtype=float) - means, nan=0.0)
+    # the interval's columns: exploitability_low/_high, or low/high in leaderboards written before them
+    low, high = (board[f"exploitability_{end}" if f"exploitability_{end}" in board else end].to_numpy(dtype=float)
+                 for end in ("low", "high"))
+    low, high = np.nan_to_num(means - low, nan=0.0), np.nan_to_num(high - means, nan=0.0)
     ax.bar(x, means, color="#8fb8de", edgecolor="#2f5f8a", yerr=[low, high], capsize=6, label="mean over seeds")
     for i, name in enumerate(board["optimizer"]):
         values = seeds.loc[seeds["optimizer"] == name, "exploitability"].to_numpy(dtype=float)
         ax.scatter(np.full(values.shape, i) + np.linspace(-0.12, 0.12, max(len(values), 1))[:len(values)], values,
                    color="#1b1b1b", s=14, zorder=3, label="seed" if i == 0 else None)
     ax.axhline(0.0, color="#777", linewidth=0.8)
-    ax.set_xticks(x, board["optimizer"])
+    names = [str(name) for name in board["optimizer"]]
+    ax.set_xticks(x, names)
     bound = str(board["bound"].iloc[0]) if len(board) else "exact"
     ax.set_ylabel("exploitability" + (" (lower bound)" if bound == "lower bound" else " (exact)"))
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    return _save(fig, Path(path))
+    _title(fig, title)
+    # one row above the bars, right-aligned: it covers no bar, whisker or seed
+    ax.legend(fontsize=LEGEND_FONTSIZE, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, borderaxespad=0.2,
+              frameon=False)
+    for rotation in (30, 90):  # optimizer names too long or too many for the bars' width: slant them
+        if not _xticks_overlap(fig, ax):
+            break
+        ax.set_xticks(x, names, rotation=rotation, ha="right" if rotation < 90 else "center",
+                      rotation_mode="anchor" if rotation < 90 else "default")
+    if ax.get_xticklabels() and ax.get_xticklabels()[0].get_rotation():
+        # the slanted names take height from the bars: give it back
+        tallest = max(box.height for box in _xtick_boxes(fig, ax)) / fig.dpi
+        fig.set_figheight(fig.get_figheight() + max(0.0, tallest - 0.2))
+    return fig
 
 
-def plot_learning_curves(curves: pd.DataFrame, path: str | Path, metric: str, title: str) -> Path:
-    """``metric`` per env step: mean over seeds (line) and min..max over seeds (band), per optimizer."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+def plot_exploitability(board: pd.DataFrame, seeds: pd.DataFrame, path: str | Path, title: str) -> Path:
+    """Bars: mean exploitability per optimizer (leaderboard order) with its 95 % interval; dots: seeds."""
+    return _save(figure_exploitability(board, seeds, title), Path(path))
+
+
+def figure_learning_curves(curves: pd.DataFrame, metric: str, title: str):
+    """The Figure :func:`plot_learning_curves` saves (open: the caller closes it)."""
+    fig, ax = _new_figure(7.0, 3.6)
     for name, group in curves.groupby("optimizer", sort=False):
         table = group.pivot_table(index="env_steps", columns="seed", values=metric)
         x = table.index.to_numpy(dtype=float)
@@ -216,16 +324,23 @@ def plot_learning_curves(curves: pd.DataFrame, path: str | Path, metric: str, ti
             ax.fill_between(x, table.min(axis=1), table.max(axis=1), alpha=0.2)
     ax.set_xlabel("training env steps (per agent pair)")
     ax.set_ylabel(metric)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    return _save(fig, Path(path))
+    _count_axis(ax.xaxis)
+    _title(fig, title)
+    _legend_outside(ax)
+    _fit_count_ticks(fig, ax)
+    return fig
 
 
-def plot_robustness(robustness: pd.DataFrame, path: str | Path, title: str) -> Path:
-    """Victim return per mass scale: mean over seeds and both seats, per optimizer (dots and whiskers:
-    the mean's min..max over seeds)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+def plot_learning_curves(curves: pd.DataFrame, path: str | Path, metric: str, title: str) -> Path:
+    """``metric`` per env step: mean over seeds (line) and min..max over seeds (band), per optimizer."""
+    return _save(figure_learning_curves(curves, metric, title), Path(path))
+
+
+def figure_robustness(robustness: pd.DataFrame, title: str):
+    """The Figure :func:`plot_robustness` saves (open: the caller closes it)."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = _new_figure(7.0, 3.6)
     names = list(dict.fromkeys(robustness["optimizer"]))
     for k, (name, group) in enumerate(robustness.groupby("optimizer", sort=False)):
         per_seed = group.groupby(["value", "seed"])["return"].mean().unstack("seed")
@@ -238,23 +353,36 @@ def plot_robustness(robustness: pd.DataFrame, path: str | Path, title: str) -> P
     ax.set_xlabel("mass scale of the swept agent's bodies (1 = as trained)")
     ax.set_ylabel("mean return vs " + ("a random opponent" if opponent == "random" else "its partner")
                   + "\n(sparse: win 1, loss -1)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    return _save(fig, Path(path))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10]))
+    _title(fig, title)
+    _legend_outside(ax)
+    return fig
 
 
-def plot_exact_curves(curves: pd.DataFrame, path: str | Path, title: str) -> Path:
-    """Exact exploitability per iteration (log scale), one line per optimizer."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+def plot_robustness(robustness: pd.DataFrame, path: str | Path, title: str) -> Path:
+    """Victim return per mass scale: mean over seeds and both seats, per optimizer (dots and whiskers:
+    the mean's min..max over seeds)."""
+    return _save(figure_robustness(robustness, title), Path(path))
+
+
+def figure_exact_curves(curves: pd.DataFrame, title: str):
+    """The Figure :func:`plot_exact_curves` saves (open: the caller closes it)."""
+    fig, ax = _new_figure(7.0, 3.6)
     for name, group in curves.groupby("optimizer", sort=False):
         ax.plot(group["iteration"], np.maximum(group["eval/exploitability"].to_numpy(dtype=float), 1e-12), label=name)
     ax.set_yscale("log")
     ax.set_xlabel("iteration (exact gradients)")
     ax.set_ylabel("exploitability = NashConv / 2 (exact)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    return _save(fig, Path(path))
+    _count_axis(ax.xaxis)
+    _title(fig, title)
+    _legend_outside(ax)
+    _fit_count_ticks(fig, ax)
+    return fig
+
+
+def plot_exact_curves(curves: pd.DataFrame, path: str | Path, title: str) -> Path:
+    """Exact exploitability per iteration (log scale), one line per optimizer."""
+    return _save(figure_exact_curves(curves, title), Path(path))
 
 
 # ---------------------------------------------------------------------------------------- sections
@@ -280,8 +408,10 @@ def compare_section(report: Report, result, image_dir: str | Path, prefix: str =
     plots: list[Path] = []
     report.heading(f"Setup on `{spec.env}`", level)
     attack = (f"`{spec.attack}` (exact best response; no training budget needed)" if not lower else
-              f"`{spec.attack}` trained for {spec.attack_budget:,} env steps per seat (and as much again for "
-              f"its reference attacker), then {spec.games} evaluation games")
+              f"`{spec.attack}` trained for {spec.attack_budget:,} env steps per seat "
+              f"({spec.budget_multiple(spec.attack_budget):.3g}x the victim's training), "
+              f"{spec.attacker_seeds} attacker seed{'s' if spec.attacker_seeds != 1 else ''} (the lower bound "
+              f"is their max), then {spec.games} evaluation games")
     report.bullets([
         f"optimizers: {', '.join(f'`{o}`' for o in spec.optimizers)}; seeds: {len(spec.seeds)} "
         f"({', '.join(map(str, spec.seeds))})",
@@ -289,7 +419,7 @@ def compare_section(report: Report, result, image_dir: str | Path, prefix: str =
         f"{config['env']['num_envs']} env copies x {config['env']['steps']} steps = {samples:,} env steps per "
         f"seed; env options {config['env']['options'] or '{}'}",
         f"attack: {attack}; both seats attacked (seat 0 = agent 1, seat 1 = agent 2)",
-        f"interval: {INTERVAL} (mean +- t(0.975, n-1) s / sqrt(n)); none with a single seed",
+        f"interval: {INTERVAL}; none with a single seed",
     ])
     report.table(_hyperparameters(spec), "hyperparameters per optimizer")
     column = next((c for c in ("solve_failures", "solver_warnings") if c in result.results), None)
@@ -304,18 +434,26 @@ def compare_section(report: Report, result, image_dir: str | Path, prefix: str =
     report.heading("Exploitability leaderboard" + (" (lower bounds)" if lower else " (exact)"), level + 1)
     columns = {"rank": "rank", "optimizer": "optimizer", "seeds": "seeds",
                "exploitability": "exploitability (lower bound)" if lower else "exploitability (exact)",
-               "low": "95% low", "high": "95% high", "seat0": "seat 0", "seat1": "seat 1",
-               "train_seconds": "train s"}
+               "exploitability_low": "95% low", "exploitability_high": "95% high", "seat0": "seat 0",
+               "seat1": "seat 1", "train_seconds": "train s"}
     report.table(board[list(columns)].rename(columns=columns),
                  "sorted best (least exploitable) first; per seed the mean over both seats")
     report.paragraph(LOWER_BOUND_NOTE if lower else EXACT_NOTE)
-    seeds = per_seed(result.results)
+    controls = getattr(result, "controls", None)
+    if controls is not None and len(controls):
+        report.table(controls, "positive controls: the same attack against known-weak victims (win rate over both "
+                     "seats, Wilson 95% interval)")
+        if result.certified is False:
+            report.paragraph("**No ranking.** The attack won under 0.9 of its games against the zero-action victim "
+                             "at this budget: it is too weak to certify anything, so the ranks are left empty.")
+    seeds = per_seed(result.results, spec.attack_budget)
     plots.append(plot_exploitability(board, seeds, image_dir / f"{prefix}exploitability.png",
                                      f"{spec.env}: exploitability, mean and {INTERVAL}"))
     report.image(plots[-1], f"Exploitability on {spec.env} ({'lower bound' if lower else 'exact'}): bars are "
-                 "means over seeds with 95% t-intervals, dots are seeds")
-    detail = result.results[["optimizer", "seed", "seat", "exploitability", "win_rate", "win_low", "win_high",
-                             "attacker_return", "victim_return"]]
+                 "means over seeds with 95% bootstrap intervals, dots are seeds")
+    detail = result.results[[c for c in ("optimizer", "seed", "seat", "budget", "attacker_seed", "exploitability",
+                                         "win_rate", "win_low", "win_high", "attacker_return", "partner_return",
+                                         "victim_return") if c in result.results]]
     report.table(detail, "per optimizer x seed x seat (win rate with its Wilson 95% interval over the games)")
 
     report.heading("Learning curves", level + 1)

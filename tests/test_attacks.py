@@ -28,7 +28,7 @@ from ipo_robust.policies import TabularCategoricalPolicy
 NAMES = ["best-response", "masked-victim", "ppo-adversary", "random", "zero"]
 ROW_KEYS = {"attack", "seat", "budget", "games", "wins", "ties", "losses", "win_rate", "win_low", "win_high",
             "tie_rate", "tie_low", "tie_high", "loss_rate", "loss_low", "loss_high", "attacker_return",
-            "victim_return", "exploitability", "kind", "seconds"}
+            "victim_return", "partner_return", "exploitability", "kind", "seconds"}
 
 
 def rps_victim(logits, tmp_path=None) -> Victim:
@@ -153,8 +153,32 @@ def test_ppo_adversary_exploits_a_pure_rps_victim(seed):
     result = ATTACKS["ppo-adversary"](lr=3e-3).run(victim, seat=0, budget=4096, games=200, seed=seed)
     assert result.win_rate > 0.9
     assert result.as_row()["win_low"] > 0.9
-    # a random reference opponent cannot be exploited: the estimate is about 1 - 1/3
-    assert result.exploitability > 0.5
+    # game units: the attacker's return (about +1: paper beats rock) minus the uniform partner's (about 0)
+    assert result.exploitability == pytest.approx(result.attacker_return - result.partner_return, abs=1e-12)
+    assert result.exploitability > 0.7 and abs(result.partner_return) < 0.2
+
+
+def test_ppo_adversary_partner_return_is_the_partners_own_games_and_budgets_come_from_one_attacker():
+    """partner_return = the mean return of the victim's own partner in the attacker's seat, as played
+    independently here; run_budgets' result at a budget equals run() at that budget exactly (the attacker's
+    checkpoint along its training does not depend on the larger budgets that follow)."""
+    from ipo_robust.evals.attacks.play import PolicyActor, play_games
+    from ipo_robust.evals.attacks.victim import game_env
+
+    victim = rps_victim([2.0, 0.0, -1.0])
+    attack = ATTACKS["ppo-adversary"](num_envs=8, steps=16, hidden=(8,), lr=3e-3)
+    curve = attack.run_budgets(victim, seat=1, budgets=[512, 128, 256], games=100, seed=4)
+    assert [r.budget for r in curve] == [128, 256, 512]
+    single = attack.run(victim, seat=1, budget=256, games=100, seed=4)
+    assert (single.wins, single.ties, single.losses) == (curve[1].wins, curve[1].ties, curve[1].losses)
+    assert single.exploitability == curve[1].exploitability
+    env = game_env(victim, 8, 5)  # the evaluation env and seed (seed + 1) of the attack
+    generator = torch.Generator().manual_seed(5)
+    actors = tuple(PolicyActor(victim.agents[i], env.action_spaces[i], generator) for i in (0, 1))
+    R1, _ = play_games(env, actors, 100, 5)
+    for result in curve:  # seat 1 is the victim's, so the partner (agent 1) plays seat 0
+        assert result.partner_return == pytest.approx(float(R1.mean()), abs=1e-12)
+        assert result.exploitability == pytest.approx(result.attacker_return - result.partner_return, abs=1e-12)
 
 
 @pytest.mark.parametrize("seed,seat", [(0, 0), (1, 1)])

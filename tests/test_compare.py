@@ -59,19 +59,32 @@ def test_leaderboard_is_sorted_best_first_and_its_intervals_contain_the_means(rp
     board = rps_run.leaderboard
     assert list(board["exploitability"]) == sorted(board["exploitability"])
     assert list(board["rank"]) == [1, 2]
-    assert (board["low"] <= board["exploitability"]).all() and (board["exploitability"] <= board["high"]).all()
+    assert (board["exploitability_low"] <= board["exploitability"]).all()
+    assert (board["exploitability"] <= board["exploitability_high"]).all()
     assert set(board["seeds"]) == {2}
     on_disk = pd.read_csv(rps_run.spec.out / "leaderboard.csv")
     assert list(on_disk["optimizer"]) == list(board["optimizer"])
 
 
-def test_t_interval_matches_the_student_t_formula():
-    mean, low, high = compare.t_interval([1.0, 2.0, 3.0])
-    assert mean == 2.0
-    assert high - mean == pytest.approx(4.302652729911275 / math.sqrt(3), rel=1e-9)  # t(0.975, 2) * s / sqrt(n)
-    assert mean - low == pytest.approx(high - mean)
-    single = compare.t_interval([0.5])
-    assert single[0] == 0.5 and math.isnan(single[1]) and math.isnan(single[2])
+def test_leaderboard_intervals_are_the_seed_bootstrap_and_stay_within_the_data():
+    """The interval is statistics.aggregate's percentile bootstrap of the per-seed values (no Student-t
+    quantile), inside the seeds' own range; a single seed has none; the lower bound per seat is the max
+    over attacker seeds."""
+    from ipo_robust.evals.statistics import aggregate
+
+    rows = [{"optimizer": "a", "seed": seed, "seat": seat, "attacker_seed": k, "budget": 100,
+             "exploitability": value + 0.1 * k, "train_seconds": 1.0, "env_steps": 10, "bound": "lower bound"}
+            for seed, value in enumerate([-1.5, 0.2, 1.9]) for seat in (0, 1) for k in (0, 1)]
+    rows += [{"optimizer": "b", "seed": 0, "seat": seat, "attacker_seed": 0, "budget": 100, "exploitability": 0.5,
+              "train_seconds": 1.0, "env_steps": 10, "bound": "lower bound"} for seat in (0, 1)]
+    board = compare.leaderboard(pd.DataFrame(rows), 100).set_index("optimizer")
+    per_seed = np.array([-1.4, 0.3, 2.0])  # the max over attacker seeds (+0.1), the same on both seats
+    assert board.loc["a", "exploitability"] == pytest.approx(per_seed.mean())
+    reference = aggregate({"a": per_seed, "b": [0.5]}, -1.4, 2.0).set_index("name")
+    assert board.loc["a", "exploitability_low"] == pytest.approx(reference.loc["a", "mean_low"])
+    assert board.loc["a", "exploitability_high"] == pytest.approx(reference.loc["a", "mean_high"])
+    assert -1.4 <= board.loc["a", "exploitability_low"] < per_seed.mean() < board.loc["a", "exploitability_high"] <= 2.0
+    assert math.isnan(board.loc["b", "exploitability_low"]) and math.isnan(board.loc["b", "exploitability_high"])
 
 
 def test_leaderboard_sorts_by_mean_and_keeps_lower_bound_labels():
@@ -89,7 +102,7 @@ def test_leaderboard_sorts_by_mean_and_keeps_lower_bound_labels():
 # ---------------------------------------------------------------------------------------- resume
 def test_a_second_run_recomputes_no_item(rps_run, monkeypatch):
     items = sorted((rps_run.spec.out / "items").glob("*.json"))
-    assert len(items) == 4
+    assert len(items) == 6  # 2 optimizers x 2 seeds and the 2 positive controls
     before = {path: os.stat(path).st_mtime_ns for path in items}
 
     def must_not_run(item):
@@ -97,7 +110,7 @@ def test_a_second_run_recomputes_no_item(rps_run, monkeypatch):
 
     monkeypatch.setattr(compare, "run_item", must_not_run)
     again = compare.run_compare(rps_spec(rps_run.spec.out), progress=False, report=False)
-    assert (again.computed, again.reused) == (0, 4)
+    assert (again.computed, again.reused) == (0, 6)
     assert {path: os.stat(path).st_mtime_ns for path in items} == before
     pd.testing.assert_frame_equal(again.leaderboard, rps_run.leaderboard)
 
@@ -107,7 +120,7 @@ def test_a_missing_item_is_the_only_one_recomputed(tmp_path):
     first = compare.run_compare(spec, progress=False, report=False)
     (tmp_path / "items" / "simga-s0.json").unlink()  # killed after training: the run resumes from its checkpoint
     again = compare.run_compare(spec, progress=False, report=False)
-    assert (again.computed, again.reused) == (1, 1)
+    assert (again.computed, again.reused) == (1, 3)  # the other seed and the 2 controls reused
     pd.testing.assert_frame_equal(again.results.drop(columns=["seconds", "train_seconds"]),
                                   first.results.drop(columns=["seconds", "train_seconds"]))
 
@@ -156,7 +169,7 @@ def test_compare_writes_tables_report_and_plots(rps_run):
                  "learning.png"):
         assert (out / name).is_file(), name
     markdown = (out / "report.md").read_text()
-    assert "Skipped" in markdown and "exact" in markdown and "95% Student-t" in markdown
+    assert "Skipped" in markdown and "exact" in markdown and "95% percentile bootstrap" in markdown
     results = pd.read_csv(out / "results.csv")
     assert {"optimizer", "seed", "seat", "exploitability", "bound", "win_rate"} <= set(results.columns)
 
@@ -174,5 +187,53 @@ def test_demo_quick_writes_the_report_and_plots(tmp_path, capsys):
     markdown = (out / "report.md").read_text()
     assert "lower bound" in markdown.lower() and "noisy" in markdown
     results = pd.read_csv(out / "sumo-pushers" / "results.csv")
-    assert set(results["bound"]) == {"lower bound"} and len(results) == 3 * 1 * 2
+    assert set(results["bound"]) == {"lower bound"} and len(results) == 3 * 1 * 2  # one attacker seed
     assert np.isfinite(pd.read_csv(out / "sumo-pushers" / "robustness.csv")["return"]).all()
+
+
+# ------------------------------------------------------------------------- game units and controls (issue 16)
+RESULTS_CONTRACT = {"optimizer", "seed", "seat", "budget_multiple", "attacker_seed", "exploitability", "win_rate",
+                    "tie_rate", "loss_rate", "attacker_return", "partner_return"}
+CONTROLS_CONTRACT = {"control", "budget_multiple", "win_rate"}
+
+
+def test_trained_attack_on_rps_in_game_units_with_budget_multiples_attacker_seeds_and_controls(tmp_path):
+    """--attack ppo-adversary --attack-budget 1x --attacker-seeds 2 on rock-paper-scissors: the output contract,
+    exploitability = attacker return - partner return per row, the per-seat lower bound is the max over the
+    attackers, the budget is the victims' own training steps, and the zero-action control is beaten >= 0.9."""
+    spec = compare.make_spec("rock-paper-scissors", ["ipo-vpg", "simga"], seeds=1, updates=3, games=64,
+                             out=tmp_path, executor="serial", attack="ppo-adversary", attack_budget="1x",
+                             attacker_seeds=2)
+    assert spec.attack_budgets == [spec.victim_steps] == [3 * spec.samples_per_update]
+    result = compare.run_compare(spec, progress=False, report=False)
+    results = pd.read_csv(tmp_path / "results.csv")
+    assert RESULTS_CONTRACT <= set(results.columns)
+    assert len(results) == 2 * 1 * 2 * 2  # optimizers x seeds x seats x attacker seeds
+    assert (results["budget_multiple"] == 1.0).all() and set(results["attacker_seed"]) == {0, 1}
+    np.testing.assert_allclose(results["exploitability"], results["attacker_return"] - results["partner_return"],
+                               atol=1e-12)
+    np.testing.assert_allclose(results[["win_rate", "tie_rate", "loss_rate"]].sum(axis=1), 1.0, atol=1e-12)
+    bounds = results.groupby(["optimizer", "seed", "seat"])["exploitability"].max().groupby("optimizer").mean()
+    board = pd.read_csv(tmp_path / "leaderboard.csv").set_index("optimizer")
+    for name, value in bounds.items():
+        assert board.loc[name, "exploitability"] == pytest.approx(value, abs=1e-12)
+        assert {"exploitability_low", "exploitability_high"} <= set(board.columns)
+    controls = pd.read_csv(tmp_path / "controls.csv")
+    assert CONTROLS_CONTRACT <= set(controls.columns) and set(controls["control"]) == {"zero", "random"}
+    zero = controls[controls["control"] == "zero"]["win_rate"].iloc[0]
+    assert zero >= 0.9 and result.certified  # always rock is easy to beat
+    # the uniformly random victim is rock-paper-scissors' equilibrium: nobody wins much more than a third
+    assert controls[controls["control"] == "random"]["win_rate"].iloc[0] < 0.6
+
+
+def test_budget_parsing_and_a_budget_curve_spec():
+    assert compare.parse_budget("1x", 1000) == 1000 and compare.parse_budget("0.25x", 1000) == 250
+    assert compare.parse_budget(5000, 1000) == 5000 and compare.parse_budget("5_000", 1000) == 5000
+    for bad in ("x", "-1x", "ten", -3, "nanx"):
+        with pytest.raises(ConfigError, match="multiple of the victim's training env steps"):
+            compare.parse_budget(bad, 1000)
+    spec = compare.make_spec("sumo-pushers", ["ppo"], seeds=1, updates=10, attack_budgets="0.5x,0.25x,2x",
+                             out="unused")
+    steps = spec.victim_steps
+    assert spec.attack_budgets == [steps // 4, steps // 2, 2 * steps] and spec.attack_budget == 2 * steps
+    assert spec.attacker_seeds == 3 and spec.controls == ("zero", "random")

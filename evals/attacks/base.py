@@ -25,7 +25,9 @@ class AttackResult:
     """The outcome of one attack, from the attacker's point of view.
 
     ``attacker_return`` / ``victim_return``: mean episode return (undiscounted sum of rewards) over the
-    evaluation games. ``exploitability``: see ``kind`` (:mod:`ipo_robust.evals.attacks`); NaN for controls.
+    evaluation games. ``partner_return``: the mean return the victim's own trained partner gets in the
+    attacker's seat against the same victim (NaN where not measured). ``exploitability``: see ``kind``
+    (:mod:`ipo_robust.evals.attacks`), in game units: attacker return minus partner return; NaN for controls.
     ``details``: attack-specific extras (exact values, the reference attacker's rates, training info).
     """
 
@@ -42,6 +44,7 @@ class AttackResult:
     kind: str
     seconds: float
     details: dict = field(default_factory=dict)
+    partner_return: float = math.nan
     policy: object = field(default=None, repr=False, compare=False)
     """the trained attacker policy (``ppo-adversary``), else None"""
 
@@ -67,7 +70,8 @@ class AttackResult:
             row[f"{key}_low"] = rates[f"{key}_low"]
             row[f"{key}_high"] = rates[f"{key}_high"]
         row.update(attacker_return=float(self.attacker_return), victim_return=float(self.victim_return),
-                   exploitability=float(self.exploitability), kind=self.kind, seconds=float(self.seconds))
+                   partner_return=float(self.partner_return), exploitability=float(self.exploitability),
+                   kind=self.kind, seconds=float(self.seconds))
         return row
 
 
@@ -112,6 +116,11 @@ class Attack:
         ``budget``: attacker training env steps (ignored by attacks that do not train); ``games``:
         evaluation games; ``seed``: fixes every random draw.
         """
+        self._check_arguments(victim, seat, budget, games, seed)
+        return self._run(victim, int(seat), int(budget), int(games), int(seed))
+
+    def _check_arguments(self, victim, seat, budget, games, seed) -> None:
+        """ConfigError (one line) for arguments :meth:`run` cannot take."""
         if not isinstance(victim, Victim):
             raise ConfigError(f"attack {self.name!r}: victim must be an ipo_robust.evals.attacks.Victim, got "
                               f"{type(victim).__name__}")
@@ -125,7 +134,11 @@ class Attack:
             raise ConfigError(f"attack {self.name!r}: games must be an integer >= 1, got {games!r}")
         if _integer(seed) is not None:
             raise ConfigError(f"attack {self.name!r}: seed must be an integer, got {seed!r}")
-        return self._run(victim, int(seat), int(budget), int(games), int(seed))
+
+    def run_budgets(self, victim: Victim, seat: int, budgets, games: int, seed: int) -> list[AttackResult]:
+        """One result per budget in ``budgets`` (increasing env-step counts): :meth:`run` for each by default;
+        an attack that trains may instead evaluate one attacker at checkpoints along its training."""
+        return [self.run(victim, seat, int(b), games, seed) for b in budgets]
 
     def check_env(self, env, env_name: str) -> None:
         """Refuse (:class:`ConfigError`, one line) a victim env this attack cannot attack; by default any env.

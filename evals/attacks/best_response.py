@@ -60,8 +60,10 @@ class BestResponse(Attack):
         env.close()
         attacker_returns, victim_returns = _seat_returns(R1, R2, seat)
         exploitability = exact["best_response_value"] - exact["partner_value"]
-        return _result(self.name, seat, budget, attacker_returns, victim_returns, exploitability, "exact", start,
-                       exact)
+        result = _result(self.name, seat, budget, attacker_returns, victim_returns, exploitability, "exact", start,
+                         exact)
+        result.partner_return = float(exact["partner_value"])  # exact, as the exploitability is
+        return result
 
     @staticmethod
     def _probabilities(policy: nn.Module, obs: np.ndarray) -> np.ndarray:

@@ -19,8 +19,8 @@ def add_compare_command(commands) -> None:
         "compare", help="train optimizers x seeds, attack each pair, print the exploitability leaderboard",
         description="For each optimizer and seed: train a pair by self-play with equal samples, attack both "
         "agents with the same budget (exact best response in matrix games, a PPO adversary otherwise: a lower "
-        "bound), then print the leaderboard (mean and 95% t-interval over seeds) and write results.csv, "
-        "leaderboard.csv, report.md, report.html and plots in --out. Re-running skips finished items.",
+        "bound), then print the leaderboard (mean and 95% bootstrap interval over seeds) and write results.csv, "
+        "leaderboard.csv, controls.csv, report.md, report.html and plots in --out. Re-running skips finished items.",
     )
     compare.add_argument("--env", required=True, help="registered environment, e.g. sumo-pushers, rock-paper-scissors")
     compare.add_argument("--optimizers", default="ipo-vpg,ipo-trpo,simga,ppo",
@@ -29,9 +29,21 @@ def add_compare_command(commands) -> None:
     compare.add_argument("--budget", type=int, metavar="UPDATES",
                          help="training updates per run, equal for all optimizers (default: 200 for matrix "
                          "games, 50 for iterated games, 100 otherwise)")
-    compare.add_argument("--attack-budget", type=int, metavar="STEPS",
-                         help="attacker training env steps per seat (ppo-adversary; default 50000; unused by the "
-                         "exact best response)")
+    compare.add_argument("--attack", metavar="NAME",
+                         help="attack plugin (default: best-response in matrix games, ppo-adversary otherwise; "
+                         "ppo-adversary works on matrix games too)")
+    compare.add_argument("--attack-budget", metavar="BUDGET",
+                         help="attacker training per seat: a multiple of the victim's training env steps (1x, "
+                         "0.5x) or env steps (50000); default 1x for attacks that train (the leaderboard's budget)")
+    compare.add_argument("--attack-budgets", metavar="LIST",
+                         help="a budget curve, e.g. 0.25x,0.5x,1x,2x: one attacker per victim, seat and attacker "
+                         "seed, evaluated at each budget along its training")
+    compare.add_argument("--attacker-seeds", type=int, metavar="K",
+                         help="attackers per victim and seat (default 3 for attacks that train): the lower bound "
+                         "is the max over them, their mean is reported beside")
+    compare.add_argument("--no-controls", action="store_true",
+                         help="skip the positive controls (the attack against known-weak zero-action and uniformly "
+                         "random victims; without them nothing certifies the attack and the ranking says so)")
     compare.add_argument("--games", type=int, metavar="N", help="evaluation games per attack (default 64)")
     compare.add_argument("--robustness-points", type=int, default=11, metavar="N",
                          help="MuJoCo envs: mass scales in 0.5..1.5 for the robustness curves (0: none; default 11)")
@@ -64,7 +76,9 @@ def run_compare_command(args) -> int:
                      attack_budget=args.attack_budget, games=args.games, out=args.out, executor=args.executor,
                      overrides=args.set, robustness_points=args.robustness_points,
                      robustness_games=args.robustness_games, executor_options=executor_options,
-                     robustness_opponent=args.robustness_opponent)
+                     robustness_opponent=args.robustness_opponent, attack=args.attack,
+                     attack_budgets=args.attack_budgets, attacker_seeds=args.attacker_seeds,
+                     controls=not args.no_controls)
     todo, _ = pending(spec)
     print(f"compare on {spec.env}: {len(spec.optimizers)} optimizers x {len(spec.seeds)} seeds, "
           f"{len(spec.items()) - len(todo)} items already done; executor {spec.executor}", file=sys.stderr)
@@ -90,6 +104,19 @@ def print_leaderboard(result) -> None:
 
     spec = result.spec
     bound = "exact (best response)" if spec.bound == "exact" else f"lower bound ({spec.attack})"
-    print(f"{spec.env}: exploitability, {bound}; {spec.updates} updates x {spec.samples_per_update} samples, "
-          f"{len(spec.seeds)} seed{'s' if len(spec.seeds) != 1 else ''}, 95% t-interval over seeds")
+    budget = (f"; attack budget {spec.attack_budget:,} env steps = {spec.budget_multiple(spec.attack_budget):.3g}x "
+              f"the victim's training, max over {spec.attacker_seeds} attacker seed"
+              f"{'s' if spec.attacker_seeds != 1 else ''}") if spec.bound == "lower bound" else ""
+    print(f"{spec.env}: exploitability in game units (attacker return - partner return), {bound}; {spec.updates} "
+          f"updates x {spec.samples_per_update} samples, {len(spec.seeds)} seed{'s' if len(spec.seeds) != 1 else ''}"
+          f", 95% bootstrap interval over seeds{budget}")
+    controls = result.controls
+    if len(controls):
+        at = controls[controls["budget"] == spec.attack_budget]
+        print("positive controls (the same attack and budget against known-weak victims): " + ", ".join(
+            f"{row.control} victim won {row.win_rate:.2f} [{row.win_low:.2f}, {row.win_high:.2f}]"
+            for row in at.itertuples()))
+        if result.certified is False:
+            print("the attack won under 0.9 of its games against the zero-action victim: too weak to certify "
+                  "anything at this budget, so no ranking is given")
     print(format_table(leaderboard_rows(result.leaderboard)))

@@ -29,14 +29,14 @@ DEMO: dict[str, dict] = {
         "exact": {"optimizers": ["simga", "lookahead", "cgd", "ncgd"], "iterations": 1500, "lr": 0.5},
         "rps": {"optimizers": ["ipo-vpg", "simga"], "seeds": 3, "updates": 200, "games": 64, "set": []},
         "sumo": {"optimizers": ["ipo-vpg", "simga", "ppo"], "seeds": 2, "updates": 150, "attack_budget": 49_152,
-                 "games": 64, "robustness_points": 5, "robustness_games": 32,
+                 "attacker_seeds": 1, "games": 64, "robustness_points": 5, "robustness_games": 32,
                  "set": ["env.options.max_episode_steps=100"]},
     },
     "quick": {
         "exact": {"optimizers": ["simga", "lookahead", "cgd", "ncgd"], "iterations": 60, "lr": 0.5},
         "rps": {"optimizers": ["ipo-vpg", "simga"], "seeds": 2, "updates": 5, "games": 8, "set": []},
         "sumo": {"optimizers": ["ipo-vpg", "simga", "ppo"], "seeds": 1, "updates": 2, "attack_budget": 256,
-                 "games": 4, "robustness_points": 3, "robustness_games": 2,
+                 "attacker_seeds": 1, "games": 4, "robustness_points": 3, "robustness_games": 2,
                  "set": ["env.num_envs=2", "env.steps=30", "env.options.max_episode_steps=30", "agents.hidden=[8]"]},
     },
 }
@@ -88,7 +88,8 @@ def _run_demo(args) -> int:
                           updates=sumo_plan["updates"], attack_budget=sumo_plan["attack_budget"],
                           games=sumo_plan["games"], out=out / "sumo-pushers", executor=args.executor,
                           overrides=sumo_plan["set"], robustness_points=sumo_plan["robustness_points"],
-                          robustness_games=sumo_plan["robustness_games"])
+                          robustness_games=sumo_plan["robustness_games"],
+                          attacker_seeds=sumo_plan["attacker_seeds"])
     for name in exact_plan["optimizers"]:
         host.resolve("optimizer", name)
     out.mkdir(parents=True, exist_ok=True)
