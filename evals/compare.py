@@ -163,6 +163,9 @@ class CompareSpec:
     """env steps each victim pair trained for (budget multiples are of this)"""
     controls: tuple = CONTROLS
     """known-weak victims attacked with the same attack and budgets (positive controls)"""
+    strength_games: int = 0
+    """games per pairing (and seat) of the round robin and against random (:mod:`ipo_robust.evals.strength`);
+    0: no strength axis"""
 
     def budget_multiple(self, budget: int) -> float:
         """``budget`` as a multiple of the victims' training env steps."""
@@ -277,7 +280,8 @@ def make_spec(env: str, optimizers: list[str], seeds: int = 3, updates: int | No
               executor: str = "local", overrides=(), robustness_points: int = 11,
               robustness_games: int | None = None, executor_options: dict | None = None,
               robustness_opponent: str = "random", attack: str | None = None, attack_budgets=None,
-              attacker_seeds: int | None = None, controls: bool = True) -> CompareSpec:
+              attacker_seeds: int | None = None, controls: bool = True,
+              strength_games: int | None = None) -> CompareSpec:
     """Validate everything a comparison needs, before any work: names (env, optimizers, attack,
     executor), the ``--set`` overrides and every optimizer's full training config. Raises
     :class:`~ipo_robust.errors.ConfigError` / :class:`~ipo_robust.errors.UnknownNameError`.
@@ -287,7 +291,8 @@ def make_spec(env: str, optimizers: list[str], seeds: int = 3, updates: int | No
     or comma-separated text, e.g. ``"0.25x,0.5x,1x,2x"``), evaluated from one attacker's checkpoints; the
     headline budget defaults to its largest. ``attacker_seeds``: attackers per victim and seat (default 3
     for attacks that train, 1 for the exact best response). ``controls``: attack the known-weak victims of
-    :data:`CONTROLS` too (positive controls)."""
+    :data:`CONTROLS` too (positive controls). ``strength_games``: games per pairing and seat of the strength
+    round robin (default ``games``; 0: none)."""
     optimizers = [name.strip() for name in optimizers if name and name.strip()]
     if not optimizers:
         raise ConfigError("--optimizers is empty: give at least one optimizer name")
@@ -299,7 +304,8 @@ def make_spec(env: str, optimizers: list[str], seeds: int = 3, updates: int | No
     host.resolve("executor", executor)
     for label, value, low in (("--seeds", seeds, 1), ("--budget", updates, 1), ("--games", games, 1),
                               ("--robustness-points", robustness_points, 0),
-                              ("--robustness-games", robustness_games, 1), ("--attacker-seeds", attacker_seeds, 1)):
+                              ("--robustness-games", robustness_games, 1), ("--attacker-seeds", attacker_seeds, 1),
+                              ("--strength-games", strength_games, 0)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
             raise ConfigError(f"{label} must be an integer >= {low}, got {value!r}")
     if robustness_opponent not in ("random", "victim"):
@@ -360,6 +366,7 @@ def make_spec(env: str, optimizers: list[str], seeds: int = 3, updates: int | No
                        attack_budgets=budgets if trains else [headline],
                        attacker_seeds=(attacker_seeds or 3) if trains else 1, victim_steps=victim_steps,
                        controls=CONTROLS if controls else (),
+                       strength_games=(games or defaults["games"]) if strength_games is None else strength_games,
                        games=games or defaults["games"],
                        robustness_points=robustness_points if family == "mujoco" else 0,
                        robustness_games=robustness_games or games or defaults["games"], out=Path(out),
@@ -481,6 +488,10 @@ class CompareResult:
     """controls.csv (:func:`control_table`); empty without controls"""
     certified: bool | None = None
     """the attack beat its certifying positive control (:func:`certification`); None without controls"""
+    ratings: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """strength.csv: per trained pair (optimizer x seed), Bradley-Terry strength and win rate vs random"""
+    round_robin: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """round_robin.csv: the games of every pairing"""
 
 
 def pending(spec: CompareSpec) -> tuple[list[dict], dict[str, dict]]:
@@ -566,8 +577,15 @@ def assemble(spec: CompareSpec, records: list[dict], computed: int, reused: int,
                            for r in victims for row in r["curve"]])
     robustness = pd.DataFrame([row for r in victims for row in r["robustness"]])
     board = leaderboard(results, spec.attack_budget, ranked=certified is not False)
+    games, ratings = pd.DataFrame(), pd.DataFrame()
+    if spec.strength_games and victims:
+        from ipo_robust.evals.strength import strength_tables
+
+        players = {r["id"]: (r["optimizer"], Victim.from_checkpoint(r["checkpoint"])) for r in victims}
+        games, ratings, per_optimizer = strength_tables(players, spec.strength_games, seed=0)
+        board = board.merge(per_optimizer, on="optimizer", how="left")
     return CompareResult(spec, results, board, curves, robustness, computed, reused, seconds, controls=controls,
-                         certified=certified)
+                         certified=certified, ratings=ratings, round_robin=games)
 
 
 def write_tables(result: CompareResult) -> list[Path]:
@@ -576,6 +594,9 @@ def write_tables(result: CompareResult) -> list[Path]:
              atomic_write_text(out / "leaderboard.csv", result.leaderboard.to_csv(index=False))]
     if len(result.controls):
         files.append(atomic_write_text(out / "controls.csv", result.controls.to_csv(index=False)))
+    if len(result.ratings):
+        files.append(atomic_write_text(out / "strength.csv", result.ratings.to_csv(index=False)))
+        files.append(atomic_write_text(out / "round_robin.csv", result.round_robin.to_csv(index=False)))
     if len(result.curves):
         files.append(atomic_write_text(out / "curves.csv", result.curves.to_csv(index=False)))
     if len(result.robustness):

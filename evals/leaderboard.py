@@ -98,11 +98,31 @@ def leaderboard_rows(board: pd.DataFrame) -> list[tuple[str, ...]]:
     """The leaderboard as printable rows (header first); lower bounds say so in the header."""
     bound = str(board["bound"].iloc[0]) if len(board) else "exact"
     header = "EXPLOITABILITY" + (" (LOWER BOUND)" if bound == "lower bound" else " (EXACT)")
-    rows = [("RANK", "OPTIMIZER", "SEEDS", header, "95% INTERVAL", "SEAT 0", "SEAT 1", "TRAIN S")]
+    strength = "strength" in board
+    rows = [("RANK", "OPTIMIZER", "SEEDS", header, "95% INTERVAL", "SEAT 0", "SEAT 1",
+             *(("STRENGTH (BT)", "WIN VS RANDOM") if strength else ()), "TRAIN S")]
     for row in board.itertuples():
         interval = ("n/a (1 seed)" if row.seeds < 2 else
                     f"[{row.exploitability_low:.3g}, {row.exploitability_high:.3g}]")
         rank = "-" if row.rank != row.rank else str(int(row.rank))  # NaN: not ranked (attack not certified)
+        extra = ()
+        if strength:
+            spread = ("" if row.strength_low != row.strength_low else
+                      f" [{row.strength_low:.2g}, {row.strength_high:.2g}]")
+            extra = (f"{row.strength:.2g}{spread}", f"{row.win_vs_random:.2f}")
         rows.append((rank, row.optimizer, str(row.seeds), f"{row.exploitability:.3g}", interval,
-                     f"{row.seat0:.3g}", f"{row.seat1:.3g}", f"{row.train_seconds:.1f}"))
+                     f"{row.seat0:.3g}", f"{row.seat1:.3g}", *extra, f"{row.train_seconds:.1f}"))
     return rows
+
+
+def conclusions(board: pd.DataFrame, confidence: float = 0.95) -> list[str]:
+    """The honest sentences of a leaderboard (:func:`ipo_robust.evals.statistics.conclusion`): a difference
+    in exploitability only between optimizers whose intervals separate, else "no difference detected at this
+    budget"; nothing at all when the board is not ranked (the attack was not certified)."""
+    from ipo_robust.evals.statistics import conclusion
+
+    if not len(board) or board["rank"].isna().all():
+        return []
+    table = board.rename(columns={"optimizer": "name", "seeds": "n"})
+    return conclusion(table, "exploitability", lower_is_better=True, comparative="less exploitable",
+                      confidence=confidence)

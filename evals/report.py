@@ -386,6 +386,31 @@ def plot_exact_curves(curves: pd.DataFrame, path: str | Path, title: str) -> Pat
 
 
 # ---------------------------------------------------------------------------------------- sections
+def figure_strength(board: pd.DataFrame, title: str):
+    """The Figure :func:`plot_strength` saves: per optimizer, exploitability (x, lower is better) against
+    Bradley-Terry strength (y, higher is better), each with its interval over seeds."""
+    fig, ax = _new_figure(7.0, 3.8)
+    for row in board.itertuples():
+        xerr = None if row.exploitability_low != row.exploitability_low else \
+            [[row.exploitability - row.exploitability_low], [row.exploitability_high - row.exploitability]]
+        yerr = None if row.strength_low != row.strength_low else \
+            [[row.strength - row.strength_low], [row.strength_high - row.strength]]
+        ax.errorbar([row.exploitability], [row.strength], xerr=xerr, yerr=yerr, marker="o", capsize=4,
+                    label=row.optimizer)
+    bound = str(board["bound"].iloc[0]) if len(board) else "exact"
+    ax.set_xlabel("exploitability" + (" (lower bound)" if bound == "lower bound" else " (exact)")
+                  + ": lower is harder to exploit")
+    ax.set_ylabel("strength (Bradley-Terry log-strength\nin the round robin): higher plays better")
+    ax.axhline(0.0, color="#777", linewidth=0.8, linestyle=":")
+    _title(fig, title)
+    _legend_outside(ax)
+    return fig
+
+
+def plot_strength(board: pd.DataFrame, path: str | Path, title: str) -> Path:
+    return _save(figure_strength(board, title), Path(path))
+
+
 def _hyperparameters(spec) -> pd.DataFrame:
     rows = []
     for name in spec.optimizers:
@@ -451,6 +476,22 @@ def compare_section(report: Report, result, image_dir: str | Path, prefix: str =
                                      f"{spec.env}: exploitability, mean and {INTERVAL}"))
     report.image(plots[-1], f"Exploitability on {spec.env} ({'lower bound' if lower else 'exact'}): bars are "
                  "means over seeds with 95% bootstrap intervals, dots are seeds")
+    from ipo_robust.evals.leaderboard import conclusions
+
+    sentences = conclusions(board)
+    if sentences:
+        report.bullets(sentences)
+    if "strength" in board and len(getattr(result, "ratings", ())):
+        report.heading("Strength beside exploitability", level + 1)
+        report.paragraph(
+            f"A round robin among the trained pairs ({spec.strength_games} games per pairing and seat order, sparse "
+            "win / loss), fitted by Bradley-Terry (ties half a win each way; bootstrap intervals over the games), "
+            "and each pair's win rate against a uniformly random opponent. An agent that never engages can look "
+            "hard to exploit; it cannot look strong.")
+        plots.append(plot_strength(board, image_dir / f"{prefix}strength.png",
+                                   f"{spec.env}: strength against exploitability (means over seeds, 95% intervals)"))
+        report.image(plots[-1], "Up and to the left is better: strong and hard to exploit")
+        report.table(result.ratings, "per trained pair: Bradley-Terry strength (with Elo) and win rate vs random")
     detail = result.results[[c for c in ("optimizer", "seed", "seat", "budget", "attacker_seed", "exploitability",
                                          "win_rate", "win_low", "win_high", "attacker_return", "partner_return",
                                          "victim_return") if c in result.results]]

@@ -183,7 +183,8 @@ def test_demo_quick_writes_the_report_and_plots(tmp_path, capsys):
                  "sumo-exploitability.png", "sumo-learning.png", "sumo-robustness.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     page = (out / "report.html").read_text()
-    assert page.count("<img") == 6 and page.count('src="data:image/png;base64,') == 6  # self-contained
+    # exact curves, per comparison (rps, sumo): exploitability, learning, strength; sumo: robustness
+    assert page.count("<img") == 8 and page.count('src="data:image/png;base64,') == 8  # self-contained
     markdown = (out / "report.md").read_text()
     assert "lower bound" in markdown.lower() and "noisy" in markdown
     results = pd.read_csv(out / "sumo-pushers" / "results.csv")
@@ -195,6 +196,8 @@ def test_demo_quick_writes_the_report_and_plots(tmp_path, capsys):
 RESULTS_CONTRACT = {"optimizer", "seed", "seat", "budget_multiple", "attacker_seed", "exploitability", "win_rate",
                     "tie_rate", "loss_rate", "attacker_return", "partner_return"}
 CONTROLS_CONTRACT = {"control", "budget_multiple", "win_rate"}
+LEADERBOARD_CONTRACT = {"optimizer", "exploitability", "exploitability_low", "exploitability_high", "strength",
+                        "strength_low", "strength_high"}
 
 
 def test_trained_attack_on_rps_in_game_units_with_budget_multiples_attacker_seeds_and_controls(tmp_path):
@@ -214,10 +217,13 @@ def test_trained_attack_on_rps_in_game_units_with_budget_multiples_attacker_seed
                                atol=1e-12)
     np.testing.assert_allclose(results[["win_rate", "tie_rate", "loss_rate"]].sum(axis=1), 1.0, atol=1e-12)
     bounds = results.groupby(["optimizer", "seed", "seat"])["exploitability"].max().groupby("optimizer").mean()
-    board = pd.read_csv(tmp_path / "leaderboard.csv").set_index("optimizer")
+    board = pd.read_csv(tmp_path / "leaderboard.csv")
+    assert LEADERBOARD_CONTRACT <= set(board.columns)
+    board = board.set_index("optimizer")
     for name, value in bounds.items():
         assert board.loc[name, "exploitability"] == pytest.approx(value, abs=1e-12)
-        assert {"exploitability_low", "exploitability_high"} <= set(board.columns)
+    strength = pd.read_csv(tmp_path / "strength.csv")  # one row per trained pair; one seed: no interval per optimizer
+    assert set(strength["name"]) == {"ipo-vpg-s0", "simga-s0"} and strength["strength"].sum() == pytest.approx(0.0)
     controls = pd.read_csv(tmp_path / "controls.csv")
     assert CONTROLS_CONTRACT <= set(controls.columns) and set(controls["control"]) == {"zero", "random"}
     zero = controls[controls["control"] == "zero"]["win_rate"].iloc[0]

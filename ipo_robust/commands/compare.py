@@ -41,6 +41,9 @@ def add_compare_command(commands) -> None:
     compare.add_argument("--attacker-seeds", type=int, metavar="K",
                          help="attackers per victim and seat (default 3 for attacks that train): the lower bound "
                          "is the max over them, their mean is reported beside")
+    compare.add_argument("--strength-games", type=int, metavar="N",
+                         help="games per pairing and seat of the strength round robin among the trained pairs "
+                         "(Bradley-Terry ratings) and against a random opponent (default: --games; 0: none)")
     compare.add_argument("--no-controls", action="store_true",
                          help="skip the positive controls (the attack against known-weak zero-action and uniformly "
                          "random victims; without them nothing certifies the attack and the ranking says so)")
@@ -78,7 +81,7 @@ def run_compare_command(args) -> int:
                      robustness_games=args.robustness_games, executor_options=executor_options,
                      robustness_opponent=args.robustness_opponent, attack=args.attack,
                      attack_budgets=args.attack_budgets, attacker_seeds=args.attacker_seeds,
-                     controls=not args.no_controls)
+                     controls=not args.no_controls, strength_games=args.strength_games)
     todo, _ = pending(spec)
     print(f"compare on {spec.env}: {len(spec.optimizers)} optimizers x {len(spec.seeds)} seeds, "
           f"{len(spec.items()) - len(todo)} items already done; executor {spec.executor}", file=sys.stderr)
@@ -100,7 +103,8 @@ def solve_failure_counts(result) -> dict[str, int]:
 
 
 def print_leaderboard(result) -> None:
-    from ipo_robust.evals.leaderboard import leaderboard_rows  # pandas is heavy: loaded when a result is printed
+    # pandas is heavy: loaded when a result is printed
+    from ipo_robust.evals.leaderboard import conclusions, leaderboard_rows
 
     spec = result.spec
     bound = "exact (best response)" if spec.bound == "exact" else f"lower bound ({spec.attack})"
@@ -120,3 +124,5 @@ def print_leaderboard(result) -> None:
             print("the attack won under 0.9 of its games against the zero-action victim: too weak to certify "
                   "anything at this budget, so no ranking is given")
     print(format_table(leaderboard_rows(result.leaderboard)))
+    for sentence in conclusions(result.leaderboard):
+        print(sentence)

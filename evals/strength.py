@@ -1,0 +1,114 @@
+"""A strength axis beside exploitability: a round robin among trained pairs, Bradley-Terry ratings, and
+the win rate against a uniformly random opponent.
+
+Exploitability alone rewards agents that never engage: an agent that stands still may be hard to beat
+by a lot and still lose to anything that plays. So every comparison also measures how well its agents
+play (:func:`strength_tables`):
+
+- **Round robin.** The players are the trained pairs (optimizer x seed). For every two players A and B,
+  A's agent 1 plays B's agent 2, and B's agent 1 plays A's agent 2, ``games`` games each, in the victims'
+  evaluation env (sparse win / loss: dense shaping off). A game is a win for the player whose agent's
+  return is higher, a tie when equal.
+- **Bradley-Terry.** The games are fitted by :func:`ipo_robust.evals.statistics.bradley_terry` (ties count
+  half a win each way), giving each player a log-strength with a bootstrap interval over the games.
+- **Against random.** Each player's two agents play a uniformly random opponent, ``games`` games per seat;
+  the win rate pools both seats.
+
+Per optimizer the strength is the mean of its seeds' strengths, with the seed bootstrap of
+:func:`ipo_robust.evals.statistics.aggregate` (as for exploitability).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ipo_robust.evals.attacks.play import PolicyActor, RandomActor, play_games
+from ipo_robust.evals.attacks.victim import Victim, game_env
+from ipo_robust.evals.metrics import Outcomes, wilson_interval
+
+
+def _play(env, agent_1, agent_2, games: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    generator = torch.Generator().manual_seed(seed)
+    actors = tuple(agent if not isinstance(agent, torch.nn.Module) else
+                   PolicyActor(agent, env.action_spaces[i], generator) for i, agent in enumerate((agent_1, agent_2)))
+    return play_games(env, actors, games, seed)
+
+
+def round_robin(players: dict[str, Victim], games: int, seed: int = 0, num_envs: int = 16) -> pd.DataFrame:
+    """Every two players, both seat orders: columns ``a``, ``b``, ``wins_a``, ``wins_b``, ``ties`` (module
+    docstring). The players' pairs must share their env (the first player's is used)."""
+    names = list(players)
+    if not names:
+        return pd.DataFrame(columns=["a", "b", "wins_a", "wins_b", "ties"])
+    env = game_env(players[names[0]], min(num_envs, games), seed)
+    rows = []
+    try:
+        for a, b in itertools.combinations(names, 2):
+            wins_a = wins_b = ties = 0
+            for first, second in ((a, b), (b, a)):  # first's agent 1 against second's agent 2
+                R1, R2 = _play(env, players[first].agents[0], players[second].agents[1], games, seed)
+                outcome = Outcomes.from_returns(R1, R2)
+                won, lost = (outcome.wins, outcome.losses) if first == a else (outcome.losses, outcome.wins)
+                wins_a, wins_b, ties = wins_a + won, wins_b + lost, ties + outcome.ties
+            rows.append({"a": a, "b": b, "wins_a": wins_a, "wins_b": wins_b, "ties": ties})
+    finally:
+        env.close()
+    return pd.DataFrame(rows)
+
+
+def versus_random(victim: Victim, games: int, seed: int = 0, num_envs: int = 16) -> dict:
+    """The pair's win rate against a uniformly random opponent, both seats pooled, with its Wilson interval."""
+    env = game_env(victim, min(num_envs, games), seed)
+    wins = total = 0
+    try:
+        for seat in (0, 1):
+            opponent = RandomActor(env.action_spaces[1 - seat], np.random.default_rng(seed + seat))
+            pair = (victim.agents[0], opponent) if seat == 0 else (opponent, victim.agents[1])
+            R1, R2 = _play(env, *pair, games, seed)
+            own, other = (R1, R2) if seat == 0 else (R2, R1)
+            wins += int((own > other).sum())
+            total += games
+    finally:
+        env.close()
+    low, high = wilson_interval(wins, total)
+    return {"win_vs_random": wins / total, "win_vs_random_low": low, "win_vs_random_high": high}
+
+
+def strength_tables(players: dict[str, tuple[str, Victim]], games: int, seed: int = 0,
+                    num_envs: int = 16) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(games, per-player ratings, per-optimizer strength) of ``players``: id -> (optimizer, victim).
+
+    Per player: Bradley-Terry ``strength`` with its interval, ``elo``, and the win rate against random. Per
+    optimizer: ``strength`` (mean over its seeds) with the seed bootstrap interval (none for one seed), and
+    ``win_vs_random`` (mean over seeds)."""
+    from ipo_robust.evals.statistics import aggregate, bradley_terry
+
+    victims = {name: victim for name, (_, victim) in players.items()}
+    table = round_robin(victims, games, seed, num_envs)
+    if len(victims) > 1:
+        ratings = bradley_terry(table, seed=seed)
+    else:
+        ratings = pd.DataFrame({"name": list(victims), "strength": [0.0], "strength_low": [math.nan],
+                                "strength_high": [math.nan], "elo": [1500.0], "games": [0]})
+    ratings["optimizer"] = [players[name][0] for name in ratings["name"]]
+    random_rows = pd.DataFrame([{"name": name, **versus_random(victim, games, seed, num_envs)}
+                                for name, victim in victims.items()])
+    ratings = ratings.merge(random_rows, on="name")
+    per_optimizer = {name: group["strength"].to_numpy(dtype=float)
+                     for name, group in ratings.groupby("optimizer", sort=False)}
+    values = ratings["strength"].to_numpy(dtype=float)
+    low, high = float(values.min()), float(values.max())
+    stats = aggregate(per_optimizer, low, high if high > low else low + 1.0).set_index("name")
+    rows = []
+    for name, group in ratings.groupby("optimizer", sort=False):
+        single = len(group) < 2
+        rows.append({"optimizer": name, "strength": float(stats.loc[name, "mean"]),
+                     "strength_low": math.nan if single else float(stats.loc[name, "mean_low"]),
+                     "strength_high": math.nan if single else float(stats.loc[name, "mean_high"]),
+                     "win_vs_random": float(group["win_vs_random"].mean())})
+    return table, ratings, pd.DataFrame(rows)
