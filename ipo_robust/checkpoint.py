@@ -10,9 +10,10 @@ A checkpoint is a directory ``ckpt-<iteration>/`` inside a run directory::
 
 Writing is atomic: both files go into a hidden temporary directory, are fsynced, and the directory is
 renamed into place; only then is ``latest`` replaced (temp file + rename). A crash at any point leaves
-the previous checkpoint and ``latest`` untouched. Loading checks the format marker and the tensor
-file's SHA-256, and reads tensors with ``safetensors`` (no pickle), so a corrupted or foreign file is
-refused with a one-line :class:`CheckpointError`.
+the previous checkpoint and ``latest`` untouched. Old checkpoints beyond ``keep`` are renamed to a hidden
+name before they are deleted, so no half-deleted checkpoint is left under a ``ckpt-*`` name. Loading
+checks the format marker and the tensor file's SHA-256, and reads tensors with ``safetensors`` (no
+pickle), so a corrupted or foreign file is refused with a one-line :class:`CheckpointError`.
 
 Nested state (optimizer ``state_dict`` trees with tensors, ints, floats, strings, integer keys) is
 flattened by :func:`flatten_state`: tensors go to the safetensors file under their path, the rest is
@@ -301,11 +302,31 @@ def save_checkpoint(run_dir: str | os.PathLike, iteration: int, state: dict, met
     from ipo_robust.atomic import atomic_write_text
 
     atomic_write_text(run_dir / LATEST, final.name + "\n")
-    if keep is not None:
-        older = sorted(p for p in run_dir.glob("ckpt-*") if p.is_dir() and p.name < final.name)
-        for path in older[:max(len(older) - (keep - 1), 0)]:
-            shutil.rmtree(path, ignore_errors=True)
+    prune_checkpoints(run_dir, final, keep)
     return final
+
+
+def prune_checkpoints(run_dir: str | os.PathLike, newest: Path, keep: int | None) -> None:
+    """Delete the checkpoints of ``run_dir`` older than ``newest`` but the ``keep - 1`` newest of them (None: keep
+    all); checkpoints after ``newest`` are left alone. :func:`save_checkpoint` calls it after each checkpoint, and a
+    resume again (a run killed before it had pruned, or resumed with a smaller ``run.keep``)."""
+    if keep is None:
+        return
+    older = sorted(p for p in Path(run_dir).glob("ckpt-*") if p.is_dir() and p.name < Path(newest).name)
+    for path in older[:max(len(older) - (keep - 1), 0)]:
+        _remove_checkpoint(path)
+
+
+def _remove_checkpoint(path: Path) -> None:
+    """Delete a checkpoint directory without ever leaving a half-deleted one under its name: it is renamed to a
+    hidden name first (atomically), then removed, so a crash in between leaves only the hidden directory."""
+    hidden = path.parent / f".{path.name}.deleted"
+    shutil.rmtree(hidden, ignore_errors=True)  # left by an earlier crash
+    try:
+        os.replace(path, hidden)
+    except OSError:
+        return
+    shutil.rmtree(hidden, ignore_errors=True)
 
 
 def find_checkpoint(path: str | os.PathLike) -> Path:

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ipo_robust.checkpoint import LATEST, find_checkpoint, save_checkpoint
+from ipo_robust.checkpoint import LATEST, META, find_checkpoint, prune_checkpoints, save_checkpoint
 from ipo_robust.config import TrainConfig, parse_config
 from ipo_robust.errors import ConfigError
 from ipo_robust.locking import LOCK_FILES, hold
@@ -84,9 +84,23 @@ def run_training(config: TrainConfig | Mapping, run_dir: str | os.PathLike | Non
     config = parse_config(config)
     run_dir = Path(run_dir if run_dir is not None else config.run.out)
     with hold(run_dir, what="run directory", option="--out"):
-        if not resume:
+        if resume:
+            _check_resumable(run_dir)
+        else:
             _claim(run_dir, overwrite)
         return _train(config, run_dir, progress, resume, max_updates)
+
+
+def _check_resumable(run_dir: Path) -> None:
+    """Refuse ``--resume`` of a directory without a checkpoint, saying how to go on: a run stopped (killed)
+    before its first checkpoint has nothing to resume and starts over with ``--overwrite``."""
+    if (run_dir / LATEST).exists() or (run_dir / META).exists():  # a run, or a checkpoint directory itself
+        return
+    outputs = sorted(p.name for p in run_dir.iterdir() if p.name not in LOCK_FILES and not p.name.startswith("."))
+    held = (f"only outputs of a run stopped before its first checkpoint ({', '.join(outputs[:5])})" if outputs
+            else "no run")
+    raise ConfigError(f"cannot resume {str(run_dir)!r}: it holds no checkpoint, {held}; start the run over "
+                      "with --overwrite (or without --resume and another --out)")
 
 
 def _claim(run_dir: Path, overwrite: bool) -> None:
@@ -112,6 +126,8 @@ def _claim(run_dir: Path, overwrite: bool) -> None:
 def _train(config: TrainConfig, run_dir: Path, progress: bool, resume: bool, max_updates: int | None) -> TrainResult:
     setup = TrainingSetup(config)
     start = setup.resume(run_dir) if resume else 0
+    if resume:  # old checkpoints a killed run had not pruned yet
+        prune_checkpoints(run_dir, find_checkpoint(run_dir), config.run.keep)
     schedule, env, agents, optimizer = setup.schedule, setup.env, setup.agents, setup.optimizer
     total = schedule.total_updates
     stop = total if max_updates is None else min(total, start + int(max_updates))

@@ -13,6 +13,7 @@ and :func:`solve_failure_summary` is the one line the commands print at the end 
 
 from __future__ import annotations
 
+import io
 import math
 import warnings
 from pathlib import Path
@@ -90,15 +91,21 @@ def episode_outcomes(batch) -> dict:
 
 class MetricsLog:
     """metrics.csv of a run: one row per update, appended and flushed as it comes; on resume the rows
-    after the checkpoint are dropped (atomically) so the file matches the restored state."""
+    after the checkpoint, and a last row a kill cut short, are dropped (atomically) so the file matches the
+    restored state."""
 
     def __init__(self, path: Path, resume_from: int | None):
         self.path = path
         self.rows: list[dict] = []
         if resume_from is not None and path.exists():
-            previous = pd.read_csv(path)
-            previous = previous[previous["update"] < resume_from]
-            self.rows = previous.to_dict("records")
+            text = path.read_text(encoding="utf-8")
+            # rows are appended as they come, so a kill can cut the last one short: a line without its
+            # newline is incomplete (read as a row, "1" of "12,..." would be an update 1 of NaNs), drop it
+            text = text[:text.rfind("\n") + 1]
+            if text:
+                previous = pd.read_csv(io.StringIO(text))
+                previous = previous[previous["update"] < resume_from]
+                self.rows = previous.to_dict("records")
         self._columns: list[str] | None = None
         self._rewrite()
 
