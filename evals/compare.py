@@ -59,6 +59,7 @@ from ipo_robust.evals.robustness import sweep
 from ipo_robust.locking import hold
 from ipo_robust.overrides import split_item
 from ipo_robust.train import run_training
+from ipo_robust.training.setup import check_config
 
 __all__ = ["ATTACK_OPTIONS", "CURVE_COLUMNS", "ENV_DEFAULTS", "FAMILIES", "INTERVAL", "MANAGED_KEYS",
            "OPTIMIZER_DEFAULTS", "CompareResult", "CompareSpec", "assemble", "env_family", "leaderboard",
@@ -332,6 +333,7 @@ def make_spec(env: str, optimizers: list[str], seeds: int = 3, updates: int | No
         every = raw["run"].get("checkpoint_every") or max(1, raw["schedule"]["iterations"] // 5)
         raw["run"]["checkpoint_every"] = every
         validate(raw)  # every optimizer's config checked (its hyperparameters by its own Config) up front
+        check_config(raw).env.close()  # and built as a run builds it: env options, holders, agents, optimizer
         configs[name] = raw
     first = configs[optimizers[0]]
     for raw in configs.values():  # equal samples: --set may not give one optimizer a different budget

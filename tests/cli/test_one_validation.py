@@ -135,3 +135,13 @@ def test_the_attack_run_makes_the_check_validation_asks():
     MaskedVictim().check_env(env, "sumo-pushers")
     with pytest.raises(ConfigError, match="does not say which observation entries describe the opponent"):
         MaskedVictim().check_env(object(), "custom")
+
+
+def test_compare_refuses_an_env_option_typo_before_any_work(tmp_path, capsys):
+    """compare builds every optimizer's run as train does, so a typo in --set env.options fails up front."""
+    out = tmp_path / "cmp"
+    assert main(["compare", "--env", "sumo-pushers", "--optimizers", "ppo", "--seeds", "1", "--set",
+                 "env.options.shapingg=1", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "env.options.shapingg" in err[0] and "takes no option 'shapingg'" in err[0]
+    assert not (out / "items").exists()
