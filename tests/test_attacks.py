@@ -263,3 +263,28 @@ def test_bad_run_arguments_raise_a_config_error(kwargs, bad):
     arguments = {"seat": 0, "budget": 0, "games": 1, "seed": 0, **kwargs}
     with pytest.raises(ConfigError, match=bad):
         ATTACKS["random"]().run(rps_victim([0.0, 0.0, 0.0]), **arguments)
+
+
+def test_ppo_adversary_shaping_anneals_linearly_to_sparse(monkeypatch):
+    """Option shaping: the attacker's env starts at that dense shaping weight and is annealed linearly to 0 at
+    the largest budget (Gleave et al. 2020); the evaluation games stay sparse."""
+    weights = []
+    original = Victim.make_env
+
+    def recording(self, num_envs, seed):
+        env = original(self, num_envs, seed)
+        set_shaping = env.set_shaping
+        env.set_shaping = lambda w: (weights.append(w), set_shaping(w))[1]
+        return env
+
+    monkeypatch.setattr(Victim, "make_env", recording)
+    env = ipo_robust.make_env("sumo-pushers", num_envs=1, seed=0)
+    victim = Victim(ipo_robust.make_agents(env, seed=0, hidden=(4,)), "sumo-pushers", {"shaping": 0.5})
+    ATTACKS["ppo-adversary"](num_envs=2, steps=8, hidden=(4,), shaping=2.0).run(victim, seat=0, budget=64, games=2,
+                                                                              seed=0)
+    # training: 2 * (1 - done / 64) before each of the 4 batches of 16 steps; every other env (the partner's and
+    # the attacker's evaluation games, the training env before its first batch) is sparse
+    start = weights.index(2.0)
+    assert weights[start:start + 4] == pytest.approx([2.0, 1.5, 1.0, 0.5])
+    others = weights[:start] + weights[start + 4:]
+    assert len(others) >= 3 and all(w == 0.0 for w in others)

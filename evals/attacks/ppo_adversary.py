@@ -2,14 +2,15 @@
 Attacking Deep Reinforcement Learning"), with its attacker trained by the optimizer plugin ``ppo``.
 
 The victim never changes (its weights are bit-identical afterwards); a fresh attacker policy is trained
-against it for ``budget`` env steps (sparse win / loss reward by default), then both play ``games``
-games. Exploitability, in game units, is the attacker's mean return minus the mean return the victim's
-own trained partner gets in the same seat against the same victim (the partner's games use the same
-evaluation env and seed). It is a **lower bound**: a stronger attacker could only find more.
-:meth:`PPOAdversary.run_budgets` gives a budget curve from one attacker, evaluated at checkpoints along
-its training. The attacker's optimizer is
-resolved through the plugin host (``host.resolve("optimizer", "ppo")``), never imported: with the
-``ppo`` plugin disabled or absent, this attack raises :class:`ConfigError` saying so.
+against it for ``budget`` env steps (sparse win / loss reward by default; option ``shaping`` starts from
+the env's dense shaping and anneals it linearly to sparse over the training, as Gleave et al. do), then
+both play ``games`` games (always sparse). Exploitability, in game units, is the attacker's mean return
+minus the mean return the victim's own trained partner gets in the same seat against the same victim
+(the partner's games use the same evaluation env and seed). It is a **lower bound**: a stronger attacker
+could only find more. :meth:`PPOAdversary.run_budgets` gives a budget curve from one attacker, evaluated
+at checkpoints along its training. The attacker's optimizer is resolved through the plugin host
+(``host.resolve("optimizer", "ppo")``), never imported: with the ``ppo`` plugin disabled or absent, this
+attack raises :class:`ConfigError` saying so.
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ class PPOAdversary(Attack):
                                         "('random'; doubles the cost), or not ('none')")
         sparse: bool = hyperparameter(True, boolean,
                                       "switch off the env's dense shaping (set_shaping(0)): win/loss reward only")
+        shaping: float = hyperparameter(0.0, non_negative,
+                                        "dense shaping weight at the start of the attacker's training, annealed "
+                                        "linearly to 0 at its largest budget (Gleave et al. 2020); envs with "
+                                        "set_shaping only; 0: sparse throughout")
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -107,8 +112,11 @@ class PPOAdversary(Attack):
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
+                final = max(budgets, default=0)
                 for budget in budgets:
                     while done < budget:
+                        if c.shaping and hasattr(env, "set_shaping"):  # annealed to sparse (Gleave et al.)
+                            env.set_shaping(c.shaping * max(0.0, 1.0 - done / final))
                         steps = min(c.steps, max(1, math.ceil((budget - done) / c.num_envs)))
                         info = ppo.step(collect(env, agents, steps))
                         done += steps * c.num_envs
