@@ -232,6 +232,48 @@ def load_state(target, state, checkpoint: str | os.PathLike, prefix: str) -> Non
         reason = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
         raise CheckpointError(f"checkpoint {str(checkpoint)!r}: {prefix.lstrip('.')!r} does not fit this run's "
                               f"{type(target).__name__}: {reason}") from None
+    check_moments(target, state, checkpoint, prefix)
+
+
+def _torch_optimizers(obj, depth: int = 6, seen: set | None = None):
+    """The ``torch.optim.Optimizer`` objects reachable from ``obj`` through attributes, lists, tuples and dict
+    values (at most ``depth`` steps; modules, tensors and arrays are not entered)."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen or depth < 0 or isinstance(obj, nn.Module | torch.Tensor | str | bytes | int | float):
+        return
+    seen.add(id(obj))
+    if isinstance(obj, torch.optim.Optimizer):
+        yield obj
+        return
+    if isinstance(obj, dict):
+        children = list(obj.values())
+    elif isinstance(obj, list | tuple):
+        children = list(obj)
+    else:
+        children = list(getattr(obj, "__dict__", {}).values())
+    for child in children:
+        yield from _torch_optimizers(child, depth - 1, seen)
+
+
+def check_moments(target, state, checkpoint: str | os.PathLike, prefix: str) -> None:
+    """After ``target`` loaded ``state``: every optimizer moment (Adam's ``exp_avg``, ...) has its parameter's
+    shape, else a one-line :class:`CheckpointError` naming the tensor as the file does (torch's optimizers
+    load moments of any shape and fail only at their next step)."""
+    flat = None
+    for optimizer in _torch_optimizers(target):
+        index = 0
+        for group in optimizer.param_groups:
+            for param in group["params"]:
+                for name, value in optimizer.state.get(param, {}).items():
+                    if torch.is_tensor(value) and value.dim() and value.shape != param.shape:
+                        if flat is None:
+                            _, flat = flatten_state(state, prefix)
+                        key = next((k for k, v in flat.items() if k.endswith(f".state.{index}.{name}")
+                                    and tuple(v.shape) == tuple(value.shape)), f"{prefix}.state.{index}.{name}")
+                        raise CheckpointError(f"checkpoint {str(checkpoint)!r}: tensor {key.lstrip('.')!r} has shape "
+                                              f"{_shape(value)} in the file but its parameter has shape "
+                                              f"{_shape(param)}")
+                index += 1
 
 
 # ------------------------------------------------------------------------------------ the files

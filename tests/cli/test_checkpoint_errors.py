@@ -64,3 +64,12 @@ def test_a_rewritten_file_with_its_old_hash_is_one_line_too(run):
     one_line_exit_2(run_cli("train", str(run), "--resume", "--no-progress"),
                     f"checkpoint {str(checkpoint)!r} is corrupted: tensors.safetensors does not match the sha256 "
                     "recorded in meta.json")
+
+
+def test_an_adam_moment_of_the_wrong_shape_is_named_on_resume(run):
+    """Optimizer moments are checked against their parameters after the load (torch's Adam does not check)."""
+    checkpoint = find_checkpoint(run)
+    rewrite_tensor(checkpoint, ".optimizer.critics.optimizers.1.state.2.exp_avg", torch.zeros(64, 63))
+    one_line_exit_2(run_cli("train", str(run), "--resume", "--no-progress"),
+                    f"checkpoint {str(checkpoint)!r}: tensor 'optimizer.critics.optimizers.1.state.2.exp_avg' has "
+                    "shape (64, 63) in the file but its parameter has shape (64, 64)")
