@@ -9,7 +9,7 @@
 
 One report (report.md, report.html, PNG plots) goes to ``--out``; the data of parts 2 and 3 (and their
 resumable work items) to ``OUT/rps`` and ``OUT/sumo-pushers``. ``--quick`` shrinks every budget so that
-the whole demo takes well under a minute (used by the tests; its numbers mean nothing).
+the whole demo takes about 10 s (used by the tests; its numbers mean nothing).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def add_demo_command(commands) -> None:
         "bounds, robustness to mass), and write one report. Budgets are small: the report says how noisy.",
     )
     demo.add_argument("--out", default="demo-report", metavar="DIR", help="report directory (default demo-report/)")
-    demo.add_argument("--quick", action="store_true", help="tiny budgets (well under a minute; a smoke test)")
+    demo.add_argument("--quick", action="store_true", help="tiny budgets (about 10 s on 2 idle cores; a smoke test)")
     demo.add_argument("--executor", default="local", metavar="NAME",
                       help="executor plugin for the work items (local, serial, ray; default local)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
