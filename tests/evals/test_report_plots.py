@@ -13,7 +13,7 @@ import pytest
 matplotlib.use("Agg", force=True)
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ipo_robust.evals import report  # noqa: E402
+from ipo_robust.evals import plots as report  # noqa: E402
 
 OPTIMIZERS = ["ipo-vpg", "ipo-trpo", "simga", "ppo", "lookahead", "ncgd"]
 LONG_NAMES = [f"natural-cgd-krylov-variant-{k}" for k in range(6)]
