@@ -115,6 +115,14 @@ def run_item(item: dict) -> dict:
     attack = host.create("attack", item["attack"], **item["attack_options"])
     rows = [{"optimizer": item["optimizer"], "seed": item["seed"], **row}
             for row in _attack_rows(attack, victim, item, range(item["attacker_seeds"]))]
+    masked = []
+    if item.get("masked"):  # Gleave et al.'s control: the agent blind to its opponent, against its own partner
+        control = host.create("attack", "masked-victim")
+        for seat in (0, 1):
+            result = control.run(victim, seat, 0, item["games"], item["seed"])
+            masked.append({"optimizer": item["optimizer"], "seed": item["seed"], "seat": seat,
+                           "partner_win_rate": result.win_rate, "partner_return": result.attacker_return,
+                           "masked_return": result.victim_return, "games": result.games})
     robustness = []
     if item["robustness_points"] > 0:
         values = np.linspace(0.5, 1.5, item["robustness_points"])
@@ -135,7 +143,7 @@ def run_item(item: dict) -> dict:
         row["solve_failures"] = int(trained.solve_failures)
         row["env_steps"] = int(metrics["env_steps"].iloc[-1]) if len(metrics) else 0
     record = {"id": item["id"], "key": item["key"], "optimizer": item["optimizer"], "seed": item["seed"],
-              "rows": rows, "robustness": robustness, "curve": curve, "train_seconds": train_seconds,
+              "rows": rows, "masked": masked, "robustness": robustness, "curve": curve, "train_seconds": train_seconds,
               "seconds": time.perf_counter() - began, "checkpoint": str(trained.checkpoint)}
     atomic_write_text(item["path"], json.dumps(record, indent=1))
     return record
@@ -189,6 +197,8 @@ class CompareResult:
     """controls.csv (:func:`control_table`); empty without controls"""
     certified: bool | None = None
     """the attack beat its certifying positive control (:func:`certification`); None without controls"""
+    masked: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """masked.csv: per optimizer x seed x seat, the partner's win rate against the agent blinded to it"""
     ratings: pd.DataFrame = field(default_factory=pd.DataFrame)
     """strength.csv: per trained pair (optimizer x seed), Bradley-Terry strength and win rate vs random"""
     round_robin: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -277,7 +287,11 @@ def assemble(spec: CompareSpec, records: list[dict], computed: int, reused: int,
     curves = pd.DataFrame([{"optimizer": r["optimizer"], "seed": r["seed"], **row}
                            for r in victims for row in r["curve"]])
     robustness = pd.DataFrame([row for r in victims for row in r["robustness"]])
+    masked = pd.DataFrame([row for r in victims for row in r.get("masked", [])])
     board = leaderboard(results, spec.attack_budget, ranked=certified is not False)
+    if len(masked):
+        board = board.merge(masked.groupby("optimizer", sort=False)["partner_win_rate"].mean()
+                            .rename("masked_partner_win_rate").reset_index(), on="optimizer", how="left")
     games, ratings = pd.DataFrame(), pd.DataFrame()
     if spec.strength_games and victims:
         from ipo_robust.evals.strength import strength_tables
@@ -286,7 +300,7 @@ def assemble(spec: CompareSpec, records: list[dict], computed: int, reused: int,
         games, ratings, per_optimizer = strength_tables(players, spec.strength_games, seed=0)
         board = board.merge(per_optimizer, on="optimizer", how="left")
     return CompareResult(spec, results, board, curves, robustness, computed, reused, seconds, controls=controls,
-                         certified=certified, ratings=ratings, round_robin=games)
+                         certified=certified, ratings=ratings, round_robin=games, masked=masked)
 
 
 def write_tables(result: CompareResult) -> list[Path]:
@@ -295,6 +309,8 @@ def write_tables(result: CompareResult) -> list[Path]:
              atomic_write_text(out / "leaderboard.csv", result.leaderboard.to_csv(index=False))]
     if len(result.controls):
         files.append(atomic_write_text(out / "controls.csv", result.controls.to_csv(index=False)))
+    if len(result.masked):
+        files.append(atomic_write_text(out / "masked.csv", result.masked.to_csv(index=False)))
     if len(result.ratings):
         files.append(atomic_write_text(out / "strength.csv", result.ratings.to_csv(index=False)))
         files.append(atomic_write_text(out / "round_robin.csv", result.round_robin.to_csv(index=False)))

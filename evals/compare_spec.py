@@ -117,6 +117,8 @@ class CompareSpec:
     """env steps each victim pair trained for (budget multiples are of this)"""
     controls: tuple = CONTROLS
     """known-weak victims attacked with the same attack and budgets (positive controls)"""
+    masked: bool = False
+    """play the masked-victim control (each trained agent blind to its opponent, against its own partner)"""
     strength_games: int = 0
     """games per pairing (and seat) of the round robin and against random (:mod:`ipo_robust.evals.strength`);
     0: no strength axis"""
@@ -154,6 +156,7 @@ class CompareSpec:
                         "attack_options": dict(self.attack_options), "attack_budget": int(self.attack_budget),
                         "attack_budgets": [int(b) for b in self.attack_budgets],
                         "attacker_seeds": int(self.attacker_seeds), "victim_steps": int(self.victim_steps),
+                        "masked": bool(self.masked),
                         "games": int(self.games), "robustness_points": int(self.robustness_points),
                         "robustness_games": int(self.robustness_games),
                         "robustness_opponent": self.robustness_opponent}
@@ -304,6 +307,10 @@ def make_spec(env: str, optimizers: list[str], seeds: int = 3, updates: int | No
     finally:
         probe.close()
     victim_steps = int(first["env"]["num_envs"]) * int(first["env"]["steps"]) * int(first["schedule"]["iterations"])
+    probe = make_env(env, num_envs=1, seed=0, **first["env"]["options"])
+    describe = getattr(probe, "opponent_observation_indices", None)
+    masked = family == "mujoco" and callable(describe) and describe(0) is not None  # the env names them
+    probe.close()
     if isinstance(attack_budgets, str):
         attack_budgets = [b for b in attack_budgets.split(",") if b.strip()]
     budgets = sorted({parse_budget(b, victim_steps, "--attack-budgets") for b in (attack_budgets or [])})
@@ -320,7 +327,7 @@ def make_spec(env: str, optimizers: list[str], seeds: int = 3, updates: int | No
                        attack=attack, attack_options=attack_options, attack_budget=headline,
                        attack_budgets=budgets if trains else [headline],
                        attacker_seeds=(attacker_seeds or 3) if trains else 1, victim_steps=victim_steps,
-                       controls=CONTROLS if controls else (),
+                       controls=CONTROLS if controls else (), masked=bool(masked and controls),
                        strength_games=(games or defaults["games"]) if strength_games is None else strength_games,
                        games=games or defaults["games"],
                        robustness_points=robustness_points if family == "mujoco" else 0,

@@ -241,6 +241,14 @@ def compare_section(report: Report, result, image_dir: str | Path, prefix: str =
     sentences = conclusions(board)
     if sentences:
         report.bullets(sentences)
+    masked = getattr(result, "masked", None)
+    if masked is not None and len(masked):
+        report.paragraph("**Masked-victim control** (Gleave et al. 2020): each trained agent, blind to its opponent "
+                         "(the observation entries that describe it frozen at their first value), plays its own "
+                         "partner; `masked.csv`. The partner's win rate per optimizer, mean over seeds and seats: "
+                         + ", ".join(f"`{name}` {rate:.2f}" for name, rate in
+                                     masked.groupby("optimizer", sort=False)["partner_win_rate"].mean().items())
+                         + ". An agent that loses much more when blind relies on watching its opponent.")
     if "strength" in board and len(getattr(result, "ratings", ())):
         report.heading("Strength beside exploitability", level + 1)
         report.paragraph(

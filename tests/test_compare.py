@@ -187,6 +187,14 @@ def test_demo_quick_writes_the_report_and_plots(tmp_path, capsys):
     assert page.count("<img") == 8 and page.count('src="data:image/png;base64,') == 8  # self-contained
     markdown = (out / "report.md").read_text()
     assert "lower bound" in markdown.lower() and "noisy" in markdown
+    masked = pd.read_csv(out / "sumo-pushers" / "masked.csv")  # the masked-victim control, both seats
+    assert len(masked) == 3 * 1 * 2 and set(masked["seat"]) == {0, 1}
+    from ipo_robust.evals.attacks import ATTACKS, Victim
+
+    row = masked.iloc[0]
+    victim = Victim.from_checkpoint(out / "sumo-pushers" / "runs" / f"{row['optimizer']}-s{row['seed']}")
+    again = ATTACKS["masked-victim"]().run(victim, int(row["seat"]), 0, int(row["games"]), int(row["seed"]))
+    assert again.win_rate == row["partner_win_rate"] and again.attacker_return == pytest.approx(row["partner_return"])
     results = pd.read_csv(out / "sumo-pushers" / "results.csv")
     assert set(results["bound"]) == {"lower bound"} and len(results) == 3 * 1 * 2  # one attacker seed
     assert np.isfinite(pd.read_csv(out / "sumo-pushers" / "robustness.csv")["return"]).all()
