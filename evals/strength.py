@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ipo_robust.evals.attacks.play import PolicyActor, RandomActor, play_games
+from ipo_robust.evals.attacks import ATTACKS
+from ipo_robust.evals.attacks.play import PolicyActor, play_games
 from ipo_robust.evals.attacks.victim import Victim, game_env
 from ipo_robust.evals.metrics import Outcomes, wilson_interval
 
@@ -62,21 +63,12 @@ def round_robin(players: dict[str, Victim], games: int, seed: int = 0, num_envs:
 
 
 def versus_random(victim: Victim, games: int, seed: int = 0, num_envs: int = 16) -> dict:
-    """The pair's win rate against a uniformly random opponent, both seats pooled, with its Wilson interval."""
-    env = game_env(victim, min(num_envs, games), seed)
-    wins = total = 0
-    try:
-        for seat in (0, 1):
-            opponent = RandomActor(env.action_spaces[1 - seat], np.random.default_rng(seed + seat))
-            pair = (victim.agents[0], opponent) if seat == 0 else (opponent, victim.agents[1])
-            R1, R2 = _play(env, *pair, games, seed)
-            own, other = (R1, R2) if seat == 0 else (R2, R1)
-            wins += int((own > other).sum())
-            total += games
-    finally:
-        env.close()
-    low, high = wilson_interval(wins, total)
-    return {"win_vs_random": wins / total, "win_vs_random_low": low, "win_vs_random_high": high}
+    """The pair's win rate against a uniformly random opponent, both seats pooled, with its Wilson interval:
+    the ``random`` control attack on each seat, read from the victim's side."""
+    control = ATTACKS["random"](num_envs=min(num_envs, games))
+    wins = sum(control.run(victim, seat, 0, games, seed).losses for seat in (0, 1))  # the attacker's losses
+    low, high = wilson_interval(wins, 2 * games)
+    return {"win_vs_random": wins / (2 * games), "win_vs_random_low": low, "win_vs_random_high": high}
 
 
 def strength_tables(players: dict[str, tuple[str, Victim]], games: int, seed: int = 0,
