@@ -50,29 +50,15 @@ def per_seed(results: pd.DataFrame, budget: int | None = None) -> pd.DataFrame:
                        bound=("bound", "first")).reset_index()
 
 
-def _bootstrap(seeds: pd.DataFrame) -> pd.DataFrame:
-    """:func:`ipo_robust.evals.statistics.aggregate` of the per-seed exploitability, indexed by optimizer.
-
-    The range handed to it is the data's own (min..max over every optimizer and seed): a percentile
-    bootstrap of a mean never leaves it, and it lies inside the metric's range whatever the game."""
-    from ipo_robust.evals.statistics import aggregate
-
-    values = seeds["exploitability"].to_numpy(dtype=float)
-    scores = {name: group["exploitability"].to_numpy(dtype=float) for name, group in seeds.groupby("optimizer",
-                                                                                                  sort=False)}
-    low, high = float(np.nanmin(values)), float(np.nanmax(values))
-    if not high > low:
-        high = low + 1.0  # every seed equal: a degenerate range; the intervals are the point
-    return aggregate(scores, low, high).set_index("name")
-
-
 def leaderboard(results: pd.DataFrame, budget: int | None = None, ranked: bool = True) -> pd.DataFrame:
     """Per optimizer at ``budget``: seeds, mean exploitability over seeds and its interval, the mean over
     attacker seeds beside, per-seat means; sorted best (lowest mean) first. ``ranked=False`` (an attack
     its positive control did not certify) leaves ``rank`` empty."""
     seeds = per_seed(results, budget)
     seats = per_seat(results, budget)
-    stats = _bootstrap(seeds)
+    from ipo_robust.evals.statistics import aggregate_groups
+
+    stats = aggregate_groups(seeds, "optimizer", "exploitability")
     rows = []
     for name, group in seeds.groupby("optimizer", sort=False):
         mean, low, high, iqm = (float(stats.loc[name, k]) for k in ("mean", "mean_low", "mean_high", "iqm"))

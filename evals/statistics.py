@@ -185,6 +185,17 @@ def aggregate(scores: Mapping[str, object], low: float, high: float, reps: int =
 # --------------------------------------------------------------------------- probability of improvement
 
 
+def aggregate_groups(table: pd.DataFrame, by: str, value: str, **options) -> pd.DataFrame:
+    """:func:`aggregate` of ``table[value]`` grouped by ``table[by]`` (e.g. per-seed exploitability by optimizer),
+    indexed by group, with the data's own min..max as the range: a percentile bootstrap of a mean never
+    leaves it, and it lies inside the metric's range whatever the metric (all values equal: a unit range,
+    and every interval is the point)."""
+    scores = {name: group[value].to_numpy(dtype=float) for name, group in table.groupby(by, sort=False)}
+    values = table[value].to_numpy(dtype=float)
+    low, high = float(np.nanmin(values)), float(np.nanmax(values))
+    return aggregate(scores, low, high if high > low else low + 1.0, **options).set_index("name")
+
+
 def probability_of_improvement(scores_x, scores_y, reps: int = 2000, seed: int = 0, confidence: float = 0.95, *,
                                higher_is_better: bool) -> tuple[float, float, float]:
     """(p, low, high): the probability that a run of X scores better than a run of Y, with its interval.

@@ -78,7 +78,7 @@ def strength_tables(players: dict[str, tuple[str, Victim]], games: int, seed: in
     Per player: Bradley-Terry ``strength`` with its interval, ``elo``, and the win rate against random. Per
     optimizer: ``strength`` (mean over its seeds) with the seed bootstrap interval (none for one seed), and
     ``win_vs_random`` (mean over seeds)."""
-    from ipo_robust.evals.statistics import aggregate, bradley_terry
+    from ipo_robust.evals.statistics import aggregate_groups, bradley_terry
 
     victims = {name: victim for name, (_, victim) in players.items()}
     table = round_robin(victims, games, seed, num_envs)
@@ -91,11 +91,7 @@ def strength_tables(players: dict[str, tuple[str, Victim]], games: int, seed: in
     random_rows = pd.DataFrame([{"name": name, **versus_random(victim, games, seed, num_envs)}
                                 for name, victim in victims.items()])
     ratings = ratings.merge(random_rows, on="name")
-    per_optimizer = {name: group["strength"].to_numpy(dtype=float)
-                     for name, group in ratings.groupby("optimizer", sort=False)}
-    values = ratings["strength"].to_numpy(dtype=float)
-    low, high = float(values.min()), float(values.max())
-    stats = aggregate(per_optimizer, low, high if high > low else low + 1.0).set_index("name")
+    stats = aggregate_groups(ratings, "optimizer", "strength")
     rows = []
     for name, group in ratings.groupby("optimizer", sort=False):
         single = len(group) < 2
