@@ -301,16 +301,14 @@ def make_spec(env: str, optimizers: list[str], seeds: int = 3, updates: int | No
     attack = attack or defaults["attack"]
     attack_options = dict(ATTACK_OPTIONS.get(family, {})) if attack == "ppo-adversary" else {}
     attack_object = host.create("attack", attack, **attack_options)  # options checked before any work
-    probe = make_env(env, num_envs=1, seed=0, **first["env"]["options"])
+    probe = make_env(env, num_envs=1, seed=0, **first["env"]["options"])  # the victims' env, as trained
     try:
         attack_object.check_env(probe, env)  # e.g. the exact best response needs a matrix game
+        describe = getattr(probe, "opponent_observation_indices", None)
+        masked = family == "mujoco" and callable(describe) and describe(0) is not None  # the env names them
     finally:
         probe.close()
     victim_steps = int(first["env"]["num_envs"]) * int(first["env"]["steps"]) * int(first["schedule"]["iterations"])
-    probe = make_env(env, num_envs=1, seed=0, **first["env"]["options"])
-    describe = getattr(probe, "opponent_observation_indices", None)
-    masked = family == "mujoco" and callable(describe) and describe(0) is not None  # the env names them
-    probe.close()
     if isinstance(attack_budgets, str):
         attack_budgets = [b for b in attack_budgets.split(",") if b.strip()]
     budgets = sorted({parse_budget(b, victim_steps, "--attack-budgets") for b in (attack_budgets or [])})
