@@ -469,7 +469,9 @@ def masked(text: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------ train
-TRAIN_RPS = """\
+def rps_config(optimizer: str, iterations: int, seed: int, checkpoint_every: int, out: str | None = None) -> str:
+    """A tiny rock-paper-scissors training config keeping 2 checkpoints."""
+    return f"""\
 [env]
 name = "rock-paper-scissors"
 num_envs = 64
@@ -477,17 +479,20 @@ steps = 1
 [agents]
 hidden = []
 [optimizer]
-name = "ipo-vpg"
-options = { lr = 0.5, gamma = 1.0 }
+name = "{optimizer}"
+options = {{ lr = 0.5, gamma = 1.0 }}
 [schedule]
-iterations = 30
+iterations = {iterations}
 [run]
-seed = 1
-out = "run"
-checkpoint_every = 3
+seed = {seed}
+{'' if out is None else f'out = "{out}"'}
+checkpoint_every = {checkpoint_every}
 keep = 2
 tensorboard = false
 """
+
+
+TRAIN_RPS = rps_config("ipo-vpg", 30, 1, checkpoint_every=3, out="run")
 
 TRAIN_SUMO = """\
 [env]
@@ -630,24 +635,7 @@ def test_killed_train_resumes_bit_identically(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------- eval
-VICTIM = """\
-[env]
-name = "rock-paper-scissors"
-num_envs = 64
-steps = 1
-[agents]
-hidden = []
-[optimizer]
-name = "simga"
-options = { lr = 0.5, gamma = 1.0 }
-[schedule]
-iterations = 12
-[run]
-seed = 0
-checkpoint_every = 2
-keep = 2
-tensorboard = false
-"""
+VICTIM = rps_config("simga", 12, 0, checkpoint_every=2)
 
 SUITE = """\
 [suite]
