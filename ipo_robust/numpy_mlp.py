@@ -49,9 +49,10 @@ def forward(layers: list, x: np.ndarray) -> np.ndarray:
 
 
 def numpy_sampling(policy: nn.Module) -> bool:
-    """Whether the rollout sampler of ``policy`` may run in NumPy: parameters on the CPU in float32/64."""
+    """Whether the rollout sampler of ``policy`` may run in NumPy: all parameters in one of float32/64, on one
+    device (CUDA parameters are copied to the CPU once per sampler: rollouts then never wait on the device)."""
     params = list(policy.parameters())
-    return bool(params) and all(p.device.type == "cpu" and p.dtype == params[0].dtype for p in params) \
+    return bool(params) and all(p.device == params[0].device and p.dtype == params[0].dtype for p in params) \
         and params[0].dtype in _NUMPY_FLOATS
 
 

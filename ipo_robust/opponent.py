@@ -46,6 +46,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from ipo_robust.devices import relocate
 from ipo_robust.errors import ConfigError
 from ipo_robust.optim.views import (
     ModelledLocalGame,
@@ -153,7 +154,7 @@ class MaximumLikelihoodOpponent(OpponentModel):
         if not isinstance(policy, nn.Module) or not hasattr(policy, "distribution"):
             raise ConfigError("opponent model 'mle': architecture must return a torch.nn.Module with "
                               f"distribution(obs), got {type(policy).__name__}")
-        return policy.to(obs.dtype if obs.is_floating_point() else torch.get_default_dtype())
+        return policy.to(obs.device, obs.dtype if obs.is_floating_point() else torch.get_default_dtype())
 
     # -- eq. (24) -----------------------------------------------------------------------------------
     def observe(self, batch, player: int) -> dict:
@@ -164,7 +165,8 @@ class MaximumLikelihoodOpponent(OpponentModel):
             n = getattr(self.policies[player], "n_actions", None)
             self._sizes[player] = (int(obs.shape[-1]), int(n) if n is not None else int(act.shape[-1]))
             self.optimizers[player] = torch.optim.Adam(self.policies[player].parameters(), lr=self.lr)
-        policy, optimizer = self.policies[player], self.optimizers[player]
+        policy = self.policies[player]  # on the batches' device (a model loaded from a checkpoint is on the CPU)
+        optimizer = self.optimizers[player] = relocate(policy, self.optimizers[player], obs.device)
         dtype = next(policy.parameters()).dtype
         obs = _as_flat(obs, 1).to(dtype)
         act = _as_flat(act, 1 if act.is_floating_point() else 0)

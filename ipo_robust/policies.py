@@ -88,17 +88,24 @@ def _dimension_set(dims, act_dim: int) -> tuple[int, ...]:
 
 
 def _parameter_dtype(module: nn.Module) -> torch.dtype:
+    return _placement(module)[0]
+
+
+def _placement(module: nn.Module) -> tuple[torch.dtype, torch.device]:
+    """(dtype, device) of the module's first floating parameter (the default dtype on the CPU without one)."""
     for p in module.parameters():
         if p.is_floating_point():
-            return p.dtype
-    return torch.get_default_dtype()
+            return p.dtype, p.device
+    return torch.get_default_dtype(), torch.device("cpu")
 
 
 def sample_action(dist: Distribution, generator: torch.Generator | None = None) -> torch.Tensor:
     """Draw one action per batch element of ``dist`` from ``generator`` (no gradient).
 
     Supports ``Categorical``, ``Normal`` and ``Independent`` wrappers of them; with ``generator=None``
-    it falls back to ``dist.sample()`` (the global torch RNG) for any distribution.
+    it falls back to ``dist.sample()`` (the global torch RNG) for any distribution. The draws come from
+    ``generator`` on its own device (a CPU generator for a CUDA distribution draws on the CPU, and the
+    draw is moved), so a run on another device samples the same stream.
     """
     with torch.no_grad():
         if generator is None:
@@ -106,11 +113,11 @@ def sample_action(dist: Distribution, generator: torch.Generator | None = None) 
         base = dist.base_dist if isinstance(dist, Independent) else dist
         if isinstance(base, Categorical):
             probs = base.probs.reshape(-1, base.probs.shape[-1])
-            draws = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-            return draws.reshape(base.batch_shape)
+            draws = torch.multinomial(probs.to(generator.device), 1, generator=generator).squeeze(-1)
+            return draws.reshape(base.batch_shape).to(probs.device)
         if isinstance(base, Normal):
-            eps = torch.randn(base.loc.shape, generator=generator, dtype=base.loc.dtype, device=base.loc.device)
-            return base.loc + base.scale * eps
+            eps = torch.randn(base.loc.shape, generator=generator, dtype=base.loc.dtype, device=generator.device)
+            return base.loc + base.scale * eps.to(base.loc.device)
     raise TypeError(f"sample_action cannot draw from {type(dist).__name__} with an explicit generator; "
                     "use Categorical, Normal or Independent(Normal), or pass generator=None")
 
@@ -139,8 +146,9 @@ class Policy(nn.Module):
         return sample
 
     def _as_obs(self, obs) -> torch.Tensor:
-        obs = torch.as_tensor(obs)
-        return obs.to(_parameter_dtype(self))
+        """Observations as the parameters hold numbers: their dtype, on their device."""
+        dtype, device = _placement(self)
+        return torch.as_tensor(obs).to(device=device, dtype=dtype)
 
 
 class CategoricalMLPPolicy(Policy):
@@ -175,20 +183,21 @@ class GaussianMLPPolicy(Policy):
         return Independent(Normal(mean, self.log_std.exp().expand_as(mean)), 1)
 
     def sampler(self):
-        """The rollout sampler (:meth:`Policy.sampler`). On the CPU in float32/64 the forward pass runs in
-        NumPy on copies of the weights (no module dispatch, no distribution objects; NumPy's elementwise
-        kernels are several times faster than torch's at rollout sizes); eps is drawn from the generator
-        exactly as :func:`sample_action` draws it, so actions and log-densities agree with
-        :meth:`distribution` to float rounding. Otherwise, and without a generator, the default path."""
+        """The rollout sampler (:meth:`Policy.sampler`). For CPU observations and a CPU generator, with
+        float32/64 parameters on any device, the forward pass runs in NumPy on CPU copies of the weights (no
+        module dispatch, no distribution objects, no device round trip per step; NumPy's elementwise kernels
+        are several times faster than torch's at rollout sizes); eps is drawn from the generator exactly as
+        :func:`sample_action` draws it, so actions and log-densities agree with :meth:`distribution` to
+        float rounding. Otherwise, and without a generator, the default path."""
         fallback = super().sampler()
         layers = numpy_mlp.numpy_layers(self.mean_net) if numpy_mlp.numpy_sampling(self) else None
         if layers is None:
             return fallback
-        log_std = self.log_std.detach().numpy().copy()
+        log_std = self.log_std.detach().cpu().numpy().copy()
         scale, dtype = np.exp(log_std), self.log_std.dtype
 
         def sample(obs: torch.Tensor, generator: torch.Generator | None):
-            if generator is None or obs.device.type != "cpu":
+            if generator is None or obs.device.type != "cpu" or generator.device.type != "cpu":
                 return fallback(obs, generator)
             return numpy_mlp.gaussian_draw(numpy_mlp.forward(layers, obs.to(dtype).numpy()), scale, log_std, generator)
 
@@ -278,11 +287,11 @@ class StateDependentStdGaussianPolicy(Policy):
         heads = numpy_mlp.numpy_layers([self.mean_net[-1]]), numpy_mlp.numpy_layers([self.log_std_head])
         if trunk is None or None in heads:
             return fallback
-        free, dtype = self.log_std.detach().numpy().copy(), self.log_std.dtype
+        free, dtype = self.log_std.detach().cpu().numpy().copy(), self.log_std.dtype
         lo, width, order = self.log_std_min, self.log_std_max - self.log_std_min, self._order
 
         def sample(obs: torch.Tensor, generator: torch.Generator | None):
-            if generator is None or obs.device.type != "cpu":
+            if generator is None or obs.device.type != "cpu" or generator.device.type != "cpu":
                 return fallback(obs, generator)
             h = numpy_mlp.forward(trunk, obs.to(dtype).numpy())
             mean, u = numpy_mlp.forward(heads[0], h), numpy_mlp.forward(heads[1], h)
@@ -344,7 +353,8 @@ class DeterministicPolicy(nn.Module):
 
     def mu(self, obs: torch.Tensor) -> torch.Tensor:
         """The deterministic action (*B, act_dim) for observations (*B, obs_dim)."""
-        return self.mu_net(torch.as_tensor(obs).to(self.mu_net[0].weight.dtype))
+        weight = self.mu_net[0].weight
+        return self.mu_net(torch.as_tensor(obs).to(device=weight.device, dtype=weight.dtype))
 
     def forward(self, obs):
         return self.mu(obs)

@@ -27,18 +27,19 @@ class ReplayBuffer:
         """Store the batch's T x N transitions (only the latest ``capacity`` if it holds more)."""
         rows = {k: getattr(batch, k).reshape(-1, *getattr(batch, k).shape[2:]).detach() for k in self.KEYS}
         M = rows["obs1"].shape[0]
-        if not self.data:
-            self.data = {k: torch.zeros((self.capacity, *v.shape[1:]), dtype=v.dtype) for k, v in rows.items()}
+        if not self.data:  # on the batches' device
+            self.data = {k: torch.zeros((self.capacity, *v.shape[1:]), dtype=v.dtype, device=v.device)
+                         for k, v in rows.items()}
         if M > self.capacity:
             rows = {k: v[-self.capacity:] for k, v in rows.items()}
             M = self.capacity
-        index = (self.position + torch.arange(M)) % self.capacity
+        index = (self.position + torch.arange(M, device=rows["obs1"].device)) % self.capacity
         for k, v in rows.items():
-            self.data[k][index] = v.to(self.data[k].dtype)
+            self.data[k][index] = v.to(self.data[k].device, self.data[k].dtype)
         self.position = (self.position + M) % self.capacity
         self.size = min(self.size + M, self.capacity)
 
     def sample(self, size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """``size`` rows drawn uniformly with replacement: a dict of (size, ...) tensors keyed as ``KEYS``."""
-        index = torch.randint(self.size, (int(size),), generator=generator)
-        return {k: v[index] for k, v in self.data.items()}
+        index = torch.randint(self.size, (int(size),), generator=generator)  # on the generator's device
+        return {k: v[index.to(v.device)] for k, v in self.data.items()}

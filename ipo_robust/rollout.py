@@ -36,15 +36,15 @@ def _parameter_of(policy: torch.nn.Module) -> tuple[torch.dtype, torch.device]:
     return torch.get_default_dtype(), torch.device("cpu")
 
 
-def _sampler_of(policy):
-    """``policy.sampler()`` (see :meth:`ipo_robust.policies.Policy.sampler`), or the distribution path for
-    any module with only ``distribution(obs)``."""
+def _sampler_of(policy, device: torch.device):
+    """``policy.sampler()`` (see :meth:`ipo_robust.policies.Policy.sampler`; it takes CPU observations), or
+    the distribution path for any module with only ``distribution(obs)`` (handed them on ``device``)."""
     make = getattr(policy, "sampler", None)
     if callable(make):
         return make()
 
     def sample(obs, generator):
-        dist = policy.distribution(obs)
+        dist = policy.distribution(obs.to(device))
         action = sample_action(dist, generator)
         return action, dist.log_prob(action)
 
@@ -59,7 +59,9 @@ def collect(env, agents: Sequence[torch.nn.Module], steps: int,
     Actions are drawn from ``generator`` (``torch.Generator``; ``None`` uses the global torch RNG), the
     environment's randomness comes from its own seeded generator: a seeded env and a seeded generator
     give identical batches. No gradients are recorded. Floating tensors of agent i are stored in that
-    agent's parameter dtype, on its parameters' device (the env stays on the CPU).
+    agent's parameter dtype, on its parameters' device, the episode markers on agent 1's (the env stays on
+    the CPU, and so do the project's samplers: a CUDA policy samples from CPU copies of its weights, from
+    the same generator stream, so the batch is moved to the device once, at the end).
 
     The batch is written in place into time-major buffers allocated once; per step the work is each
     agent's sampler (one forward pass), the env step, and copies into the buffers.
@@ -71,7 +73,7 @@ def collect(env, agents: Sequence[torch.nn.Module], steps: int,
         raise ValueError(f"collect needs two agents (policy1, policy2), got {len(agents)}")
     T, N = int(steps), env.num_envs
     placement = [_parameter_of(a) for a in agents]
-    samplers = [_sampler_of(a) for a in agents]
+    samplers = [_sampler_of(a, device) for a, (_, device) in zip(agents, placement, strict=True)]
     spaces = env.action_spaces
     obs = env.reset()
     # NumPy buffers (the env is on the CPU), viewed as tensors at the end without a copy
@@ -89,7 +91,7 @@ def collect(env, agents: Sequence[torch.nn.Module], steps: int,
         for t in range(T):
             env_acts = []
             for i in range(2):
-                action, log_prob = samplers[i](torch.from_numpy(obs_buf[i][t]).to(placement[i][1]), generator)
+                action, log_prob = samplers[i](torch.from_numpy(obs_buf[i][t]), generator)
                 action = action.cpu().numpy()
                 if act_buf[i] is None:
                     dtype = obs_buf[i].dtype if np.issubdtype(action.dtype, np.floating) else action.dtype
@@ -115,14 +117,16 @@ def collect(env, agents: Sequence[torch.nn.Module], steps: int,
         tensor = torch.from_numpy(array)
         return tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else tensor.dtype)
 
+    def marker(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).to(placement[0][1])
+
     return Batch(obs1=agent_tensor(obs_buf[0][:T], 0), obs2=agent_tensor(obs_buf[1][:T], 1),
                  act1=agent_tensor(act_buf[0], 0), act2=agent_tensor(act_buf[1], 1),
                  logp1=agent_tensor(logp_buf[0], 0), logp2=agent_tensor(logp_buf[1], 1),
                  rew1=agent_tensor(rew[0], 0), rew2=agent_tensor(rew[1], 1),
-                 done=torch.from_numpy(done), first=torch.from_numpy(first),
-                 t=torch.from_numpy(t_in_episode.astype(np.int64)),
+                 done=marker(done), first=marker(first), t=marker(t_in_episode.astype(np.int64)),
                  next_obs1=agent_tensor(next_buf[0], 0), next_obs2=agent_tensor(next_buf[1], 1),
-                 terminated=torch.from_numpy(terminated), truncated=torch.from_numpy(truncated))
+                 terminated=marker(terminated), truncated=marker(truncated))
 
 
 def _numpy_dtype(dtype: torch.dtype) -> np.dtype:

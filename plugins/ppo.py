@@ -123,8 +123,9 @@ class PPO(SampleOptimizer):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)
             for agent in agents:
-                dtype = next(agent.parameters()).dtype
-                critics.append(ValueCritic(spaces, hidden=tuple(self.config.critic_hidden)).to(dtype))
+                first = next(agent.parameters())  # each critic lives with its player: dtype and device
+                critics.append(ValueCritic(spaces, hidden=tuple(self.config.critic_hidden)).to(first.device,
+                                                                                              first.dtype))
         self.critics = (critics[0], critics[1])
         self.optimizers = tuple(torch.optim.Adam([*agent.parameters(), *critic.parameters()], lr=self.config.lr,
                                                  eps=1e-5) for agent, critic in zip(agents, critics, strict=True))
@@ -158,7 +159,8 @@ class PPO(SampleOptimizer):
         players = [i for i in (0, 1) if c.train in ("both", f"player{i + 1}")]  # a frozen player keeps its weights
         # the minibatch orders, drawn before the players' updates run side by side (threads): the same draws
         # in the same order whatever the thread count
-        orders = {i: [torch.randperm(M, generator=self.generator) for _ in range(c.epochs)] for i in players}
+        orders = {i: [torch.randperm(M, generator=self.generator).to(batch.obs1.device) for _ in range(c.epochs)]
+                  for i in players}
 
         def update(i: int) -> dict:
             agent, critic, optimizer = agents[i], self.critics[i], self.optimizers[i]

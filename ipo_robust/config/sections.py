@@ -15,6 +15,7 @@ from dataclasses import MISSING, dataclass
 from typing import ClassVar
 
 from ipo_robust import host
+from ipo_robust.devices import device_problem
 from ipo_robust.errors import ConfigError, UnknownNameError
 from ipo_robust.hyperparameters import (
     boolean,
@@ -272,6 +273,15 @@ class RunSection(Section):
     tensorboard: bool | str = hyperparameter(
         "auto", one_of("auto", True, False),
         "TensorBoard event files in run.out/tensorboard: 'auto' = when tensorboard is installed")
+    device: str = hyperparameter("cpu", non_empty_string,
+                                 "where policies, critics and updates run: 'cpu', 'cuda' or 'cuda:N' (envs stay "
+                                 "on the CPU)")
+
+    def __post_init__(self):
+        super().__post_init__()
+        problem = device_problem(self.device)
+        if problem is not None:
+            raise ConfigError(f"config: run.device: {problem}")
 
 
 #: table name -> its section class, in the order of the config
@@ -285,12 +295,14 @@ SCHEMA: dict[str, dict[str, tuple]] = {
                     f.metadata["doc"]) for f in cls.settings()}
     for name, cls in SECTIONS.items()}
 
-#: keys that may differ between a run and its resumption (they do not change what is computed)
-RESUMABLE_CHANGES = {("run", "out"), ("run", "checkpoint_every"), ("run", "keep"), ("run", "tensorboard")}
+#: keys that may differ between a run and its resumption (they do not change what is computed; the device
+#: only to float rounding)
+RESUMABLE_CHANGES = {("run", "out"), ("run", "checkpoint_every"), ("run", "keep"), ("run", "tensorboard"),
+                     ("run", "device")}
 
 #: keys added after checkpoints were first written: a checkpoint's config without one is not compared on
 #: it (resuming checks the agents' policy specs instead, which is what the key decides)
-ADDED_KEYS = {("agents", "state_dependent_std")}
+ADDED_KEYS = {("agents", "state_dependent_std"), ("run", "device")}
 
 #: env options that change how fast a run goes, never what it computes (the threads stepping env copies):
 #: a resume may change them

@@ -13,6 +13,7 @@ import math
 import torch
 
 from ipo_robust.batch import Batch, reverse_segment_cumsum
+from ipo_robust.devices import relocate
 from ipo_robust.policies import QCritic, ValueCritic
 from ipo_robust.threads import thread_map
 
@@ -88,6 +89,12 @@ class ReturnCritics:
         self.optimizers = [torch.optim.Adam(c.parameters(), lr=self.lr) for c in self.pair]
         self.spec = spec
 
+    def place(self, device: torch.device) -> None:
+        """Move the critics and their Adam moments to ``device`` (the batches' device: a run resumed on
+        another device, or critics loaded from a checkpoint onto the CPU); nothing before the first fit."""
+        if self.pair is not None:
+            self.optimizers = [relocate(c, o, device) for c, o in zip(self.pair, self.optimizers, strict=True)]
+
     def fit(self, batch: Batch, agents=None) -> dict:
         """Regress each player's critic on this batch's returns-to-go; sized on the first call from the batch
         (and ``agents``, None when no policy may be read). Returns ``critic/loss1``, ``critic/loss2``."""
@@ -98,6 +105,7 @@ class ReturnCritics:
             self.build({"kind": self.kind, "obs": [int(s.shape[0]) for s in observation_spaces],
                         "act": [["box", int(s.shape[0])] if hasattr(s, "shape") else ["discrete", int(s.n)]
                                 for s in action_spaces]})
+        self.place(batch.obs1.device)
         discount = self.gamma ** batch.t.to(torch.float64)
         mask = batch.complete
         inputs = (batch.obs1, batch.obs2) if self.kind == "value" else (batch.obs1, batch.obs2, batch.act1, batch.act2)

@@ -152,7 +152,8 @@ class TDCritics:
         observation_spaces, action_spaces = critic_spaces(batch)
         with torch.random.fork_rng(devices=[]):  # seeded critic weights; the global RNG is left alone
             torch.manual_seed(seed)
-            self.learned = [QCritic(observation_spaces, action_spaces, hidden=tuple(hidden)).to(dtype)
+            self.learned = [QCritic(observation_spaces, action_spaces, hidden=tuple(hidden)).to(batch.obs1.device,
+                                                                                                 dtype)
                             for _ in range(1 if zero_sum else 2)]
         self.critic_targets = [copy.deepcopy(q) for q in self.learned]
         self.optimizers = [torch.optim.Adam(q.parameters(), lr=lr) for q in self.learned]

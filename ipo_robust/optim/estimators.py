@@ -98,7 +98,7 @@ def _per_step(value, batch: Batch, name: str, call: Callable) -> torch.Tensor:
     """A (T, N) float64 tensor from a number, a (T, N) tensor, or a critic module evaluated by ``call``."""
     shape = (batch.num_steps, batch.num_envs)
     if isinstance(value, (int, float)):
-        return torch.full(shape, float(value), dtype=torch.float64)
+        return torch.full(shape, float(value), dtype=torch.float64, device=batch.rew1.device)
     if isinstance(value, torch.Tensor):
         if tuple(value.shape) != shape:
             raise ValueError(f"{name} as a tensor must have shape (T, N) = {shape}, got {tuple(value.shape)}")
@@ -178,7 +178,7 @@ def _surrogate_operator(G: torch.Tensor, S_out: ScoreJacobian, S_in: ScoreJacobi
         tangents = dict(zip(map(id, S_in.params), S_in.split(v), strict=True))
         pairs = grad_in_pairs()
         if not pairs:
-            return torch.zeros(S_out.p, dtype=S_out.dtype)
+            return torch.zeros(S_out.p, dtype=S_out.dtype, device=S_out.device)
         dot = sum((g * tangents[id(p)]).sum() for g, p in pairs)
         grads = torch.autograd.grad(dot, S_out.trainable, retain_graph=True, allow_unused=True)
         return S_out.flatten(grads)
@@ -209,7 +209,7 @@ def _fisher_operator(kind: str, policy: nn.Module, S: ScoreJacobian, obs: torch.
 
     def kl_hvp(v):
         if not pairs:
-            return torch.zeros(S.p, dtype=S.dtype)
+            return torch.zeros(S.p, dtype=S.dtype, device=S.device)
         tangents = dict(zip(map(id, S.params), S.split(v), strict=True))
         dot = sum((g * tangents[id(p)]).sum() for g, p in pairs)
         return S.flatten(torch.autograd.grad(dot, S.trainable, retain_graph=True, allow_unused=True))

@@ -71,7 +71,7 @@ class OutputJacobian:
         self.params = list(module.parameters())
         if not self.params:
             raise ValueError(f"{type(module).__name__} has no parameters to differentiate")
-        self.dtype = self.params[0].dtype
+        self.dtype, self.device = self.params[0].dtype, self.params[0].device
         self.p = sum(p.numel() for p in self.params)
         self.trainable = [p for p in self.params if p.requires_grad]
         with torch.set_grad_enabled(self.keeps_graph):
@@ -117,11 +117,11 @@ class OutputJacobian:
         if self.z is None:
             self._build()
         if not self.Jt_z:
-            return torch.zeros(self.shape, dtype=self.dtype)
+            return torch.zeros(self.shape, dtype=self.dtype, device=self.device)
         (u,) = torch.autograd.grad([g for g, _ in self.Jt_z], self.z,
                                    grad_outputs=[tangents[id(p)] for _, p in self.Jt_z],
                                    retain_graph=True, allow_unused=True)
-        return torch.zeros(self.shape, dtype=self.dtype) if u is None else u.detach()
+        return torch.zeros(self.shape, dtype=self.dtype, device=self.device) if u is None else u.detach()
 
 
 class ScoreJacobian(OutputJacobian):
@@ -274,7 +274,7 @@ class LayerFactorScores(ScoreJacobian):
         self.table = None
         if isinstance(policy, TabularCategoricalPolicy):
             with torch.no_grad():
-                features = (torch.ones(M, 1, dtype=self.dtype) if policy.n_states == 1
+                features = (torch.ones(M, 1, dtype=self.dtype, device=self.device) if policy.n_states == 1
                             else self.obs.reshape(M, policy.n_states))
                 probs = policy.distribution(self.obs).probs.reshape(M, -1)
                 onehot = torch.nn.functional.one_hot(self.act.reshape(M), policy.n_actions).to(self.dtype)
@@ -285,7 +285,8 @@ class LayerFactorScores(ScoreJacobian):
         self.layers = {}  # Linear -> (A (M, in), Delta (M, out))
         for m, delta in zip(linears, deltas, strict=True):
             inputs = captured[m][0].detach().reshape(M, -1)
-            delta = torch.zeros(M, m.out_features, dtype=self.dtype) if delta is None else delta.reshape(M, -1)
+            delta = (torch.zeros(M, m.out_features, dtype=self.dtype, device=self.device) if delta is None
+                     else delta.reshape(M, -1))
             self.layers[m] = (inputs, delta)
         self.log_std_scores = None
         if isinstance(policy, GaussianMLPPolicy | StateDependentStdGaussianPolicy):
@@ -313,7 +314,7 @@ class LayerFactorScores(ScoreJacobian):
     def jvp(self, v):
         M = self.shape[0] * self.shape[1]
         per_layer: dict[nn.Linear, list] = {}
-        u = torch.zeros(M, dtype=self.dtype)
+        u = torch.zeros(M, dtype=self.dtype, device=self.device)
         for slot, tangent in zip(self.slots, self.split(v), strict=True):
             if slot is None:
                 continue
@@ -338,7 +339,7 @@ class LayerFactorScores(ScoreJacobian):
         parts = []
         for slot, param in zip(self.slots, self.params, strict=True):
             if slot is None:
-                parts.append(torch.zeros(param.numel(), dtype=self.dtype))
+                parts.append(torch.zeros(param.numel(), dtype=self.dtype, device=self.device))
                 continue
             kind, m = slot
             if kind == "log_std":

@@ -45,7 +45,10 @@ class SampleEstimator:
     def options(self, batch: Batch) -> dict:
         """The keyword arguments of :func:`estimate_local_game` for this batch."""
         zero_sum = rewards_are_zero_sum(batch) if self.zero_sum is None else self.zero_sum
-        options = self.critics.estimator_options() if self.critics is not None else {}
+        options = {}
+        if self.critics is not None:
+            self.critics.place(batch.obs1.device)
+            options = self.critics.estimator_options()
         options.update(gamma=self.gamma, fisher=self.fisher, zero_sum=zero_sum, method=self.method)
         return options
 

@@ -76,8 +76,12 @@ class TrainingSetup:
             raise ConfigError(f"config: in {config.env.name!r} with this schedule an agent has no actions at all "
                               "(e.g. an adversary that acts only by the superpower, which nobody holds): "
                               "set schedule.holder")
-        self.agents = make_agents(self.env, seed=seed, hidden=config.agents.hidden,
-                                  state_dependent_std=config.agents.state_dependent_std)
+        # weights drawn on the CPU (the same on every device), then moved: critics, opponent models and every
+        # update follow the agents' device (ipo_robust.devices)
+        self.device = torch.device(config.run.device)
+        self.agents = tuple(agent.to(self.device) for agent in
+                            make_agents(self.env, seed=seed, hidden=config.agents.hidden,
+                                        state_dependent_std=config.agents.state_dependent_std))
         self.opponent_model = config.opponent_model.build() if config.opponent_model.chosen else None
         given = {} if self.opponent_model is None else {"opponent_model": self.opponent_model}
         self.optimizer = config.optimizer.build(self.agents, **given)
