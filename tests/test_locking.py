@@ -48,3 +48,43 @@ def test_a_killed_holders_lock_is_released(tmp_path):
     with hold(tmp_path, command="after"):  # the OS released the lock with the process: no stale lock
         assert time.monotonic() < deadline
         assert '"command": "after"' in (tmp_path / HOLDER).read_text()
+
+
+# ------------------------------------------------- a refused command leaves nothing it created (issue 17)
+def test_a_refused_command_removes_the_directories_it_created_and_nothing_else(tmp_path):
+    from ipo_robust.errors import ConfigError
+
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(ConfigError, match="refused"):
+        with hold(tmp_path / "kept" / "new" / "run"):
+            assert (tmp_path / "kept" / "new" / "run" / LOCK).exists()
+            raise ConfigError("refused")
+    assert (tmp_path / "kept").is_dir() and not (tmp_path / "kept" / "new").exists()  # only what hold created
+
+    existed = tmp_path / "existed"
+    existed.mkdir()
+    with pytest.raises(ConfigError):
+        with hold(existed):
+            raise ConfigError("refused")
+    assert existed.is_dir()  # a directory that existed before is never removed, even when empty
+
+    outputs = tmp_path / "outputs" / "run"
+    with pytest.raises(KeyboardInterrupt):
+        with hold(outputs):
+            (outputs / "metrics.csv").write_text("update\n0\n")
+            raise KeyboardInterrupt
+    assert (outputs / "metrics.csv").read_text() == "update\n0\n"  # nor one that holds an output
+    assert not (outputs / HOLDER).exists()
+
+    with hold(tmp_path / "done"):  # a command that finishes keeps its directory
+        pass
+    assert (tmp_path / "done").is_dir()
+
+
+def test_a_refused_second_holder_leaves_the_first_holders_directory_alone(tmp_path):
+    run = tmp_path / "new"
+    with hold(run, command="first"):
+        with pytest.raises(DirectoryInUseError):
+            with hold(run):
+                pass
+        assert (run / LOCK).exists() and '"command": "first"' in (run / HOLDER).read_text()

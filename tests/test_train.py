@@ -487,6 +487,26 @@ def test_outputs_without_a_checkpoint_are_kept_unless_overwrite(tmp_path, capsys
     assert ckpt.load_checkpoint(out).iteration == 1 and "1.5" not in (out / "metrics.csv").read_text()
 
 
+def test_a_refused_train_leaves_no_run_directory_it_created(tmp_path, capsys):
+    """Refused after its run directory was created and locked (a config the env cannot host, found when the run is
+    built; --resume of a directory without a run): no empty directory, nor one with only the lock file, is left;
+    a directory that existed before stays."""
+    host = write_config(tmp_path / "host.toml", '[env]\nname = "rock-paper-scissors"\nnum_envs = 2\nsteps = 1\n'
+                        '[schedule]\nkind = "ipo-rarl"\niterations = 1\n')
+    assert main(["train", str(host), "--out", str(tmp_path / "new" / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot be built with these options" in err, err
+    assert not (tmp_path / "new").exists()
+    path = write_config(tmp_path / "c.toml", BASE)
+    assert main(["train", str(path), "--out", str(tmp_path / "fresh"), "--no-progress", "--resume"]) == 2
+    assert "cannot resume" in capsys.readouterr().err
+    assert not (tmp_path / "fresh").exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    assert main(["train", str(host), "--out", str(mine), "--no-progress"]) == 2
+    assert mine.is_dir()  # it was there before: kept
+
+
 def test_a_finished_run_is_refused_without_resume_and_overwrite_starts_it_over(tmp_path, capsys):
     path = write_config(tmp_path / "c.toml", BASE)
     out = tmp_path / "run"
