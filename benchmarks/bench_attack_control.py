@@ -1,8 +1,9 @@
 """Can the PPO adversary beat a known-weak victim? The positive control of ``compare`` (issue 16), alone.
 
-Attacks seat 0 of a pair that always takes the zero action (``known_weak_victim("zero", ENV)``) with
-``ppo-adversary`` (16 copies x 128 steps per PPO batch, as ``compare`` runs it on MuJoCo) for each budget
-and initial shaping weight (annealed linearly to 0 over the attacker's training), 64 evaluation games::
+Attacks agent 1 (seat 1 of compare's tables, ``seat=0`` in the Python API) of a pair that always takes the
+zero action (``known_weak_victim("zero", ENV)``) with ``ppo-adversary`` (16 copies x 128 steps per PPO batch,
+as ``compare`` runs it on MuJoCo) for each budget and initial shaping weight (annealed linearly to 0 over the
+attacker's training), 64 evaluation games::
 
     MUJOCO_GL=disable python benchmarks/bench_attack_control.py --budgets 49152,240000 --shaping 0,1,3
 """

@@ -1,7 +1,7 @@
 """Compare optimizers by how exploitable the agents they train are: train x attack x leaderboard.
 
 For every optimizer and seed (a *work item*) :func:`run_item` trains a pair by self-play
-(:func:`ipo_robust.train.run_training`), attacks each agent of the pair (seat 0, then seat 1) with the
+(:func:`ipo_robust.train.run_training`), attacks each agent of the pair (seat 1, then seat 2) with the
 same attack and budget, and, for MuJoCo envs, sweeps each agent's robustness to its body masses
 (:func:`ipo_robust.evals.robustness.sweep`; by default against a uniformly random opponent, a yardstick
 that is the same for every optimizer, where the pair's own partner differs). Every optimizer gets the
@@ -31,6 +31,10 @@ skipped on a re-run with the same settings; a run whose training was interrupted
 newest checkpoint in ``OUT/runs/``. Outputs (``OUT/``): ``results.csv`` (one row per optimizer x seed x
 seat x attacker seed x budget), ``leaderboard.csv``, ``controls.csv``, ``curves.csv`` (training metrics per
 update), ``robustness.csv`` (MuJoCo only), and the report (:mod:`ipo_robust.evals.report`).
+
+Seats are numbered as configs number agents: seat 1 is the victim pair's agent 1, seat 2 its agent 2 (the
+attacker plays the other seat), in every table, item file and report. The Python attack API takes the 0-based
+index into ``victim.agents`` (seat - 1); the rows convert when they are made (:func:`_attack_rows`).
 """
 
 from __future__ import annotations
@@ -76,20 +80,24 @@ __all__ = ["ATTACK_OPTIONS", "CURVE_COLUMNS", "ENV_DEFAULTS", "FAMILIES", "INTER
            "split_overrides", "write_tables"]
 
 # -------------------------------------------------------------------------------------- work items
+#: the version of an item file's record: 2 numbers seats 1 and 2; records without a format (1) counted them from 0
+#: and are renumbered when read (:func:`load_item`), so a resumed comparison mixes no numberings
+ITEM_FORMAT = 2
+
 CURVE_COLUMNS = ("update", "env_steps", "train/return1", "train/return2", "train/win1", "train/win2",
                  "train/episodes", "update_seconds", "rollout_seconds")
 
 
 def _attack_rows(attack, victim, item: dict, seeds) -> list[dict]:
     """Rows of every seat x attacker seed x budget: ``attack.run_budgets`` per seat and attacker seed
-    (attacker seed k trains with seed ``item seed + 1000 k``)."""
+    (attacker seed k trains with seed ``item seed + 1000 k``). ``seat`` is 1 or 2 (the victim's agent)."""
     rows = []
     for seat in (0, 1):
         for k in seeds:
             results = attack.run_budgets(victim, seat, item["attack_budgets"], item["games"],
                                          int(item["seed"]) + 1000 * k)
             for result in results:
-                row = {**result.as_row(), "attacker_seed": k, "budget_multiple":
+                row = {**result.as_row(), "seat": seat + 1, "attacker_seed": k, "budget_multiple":
                        result.budget / item["victim_steps"] if item["victim_steps"] else math.nan}
                 row["bound"] = "exact" if result.kind == "exact" else "lower bound"
                 if "reference_gap" in result.details:  # the earlier figure, labelled: win rate minus a reference's
@@ -120,7 +128,7 @@ def run_item(item: dict) -> dict:
         control = host.create("attack", "masked-victim")
         for seat in (0, 1):
             result = control.run(victim, seat, 0, item["games"], item["seed"])
-            masked.append({"optimizer": item["optimizer"], "seed": item["seed"], "seat": seat,
+            masked.append({"optimizer": item["optimizer"], "seed": item["seed"], "seat": seat + 1,
                            "partner_win_rate": result.win_rate, "partner_return": result.attacker_return,
                            "masked_return": result.victim_return, "games": result.games})
     robustness = []
@@ -132,6 +140,7 @@ def run_item(item: dict) -> dict:
                               opponent=item["robustness_opponent"])
             except ConfigError:  # an agent without bodies (a rarl-* adversary acts by force only): no mass to scale
                 continue
+            table["seat"] = seat + 1  # sweep's seat is the index into victim.agents; tables count from 1
             table.insert(0, "seed", item["seed"])
             table.insert(0, "optimizer", item["optimizer"])
             robustness.extend(table.to_dict("records"))
@@ -142,9 +151,10 @@ def run_item(item: dict) -> dict:
         row["updates"] = int(trained.updates)
         row["solve_failures"] = int(trained.solve_failures)
         row["env_steps"] = int(metrics["env_steps"].iloc[-1]) if len(metrics) else 0
-    record = {"id": item["id"], "key": item["key"], "optimizer": item["optimizer"], "seed": item["seed"],
-              "rows": rows, "masked": masked, "robustness": robustness, "curve": curve, "train_seconds": train_seconds,
-              "seconds": time.perf_counter() - began, "checkpoint": str(trained.checkpoint)}
+    record = {"id": item["id"], "key": item["key"], "format": ITEM_FORMAT, "optimizer": item["optimizer"],
+              "seed": item["seed"], "rows": rows, "masked": masked, "robustness": robustness, "curve": curve,
+              "train_seconds": train_seconds, "seconds": time.perf_counter() - began,
+              "checkpoint": str(trained.checkpoint)}
     atomic_write_text(item["path"], json.dumps(record, indent=1))
     return record
 
@@ -158,14 +168,15 @@ def run_control(item: dict) -> dict:
     victim = known_weak_victim(item["control"], item["env"], item["env_options"])
     attack = host.create("attack", item["attack"], **item["attack_options"])
     rows = [{"control": item["control"], **row} for row in _attack_rows(attack, victim, item, [0])]
-    record = {"id": item["id"], "key": item["key"], "kind": "control", "control": item["control"], "rows": rows,
-              "seconds": time.perf_counter() - began}
+    record = {"id": item["id"], "key": item["key"], "format": ITEM_FORMAT, "kind": "control",
+              "control": item["control"], "rows": rows, "seconds": time.perf_counter() - began}
     atomic_write_text(item["path"], json.dumps(record, indent=1))
     return record
 
 
 def load_item(item: dict) -> dict | None:
-    """The saved result of ``item`` when it exists and was computed with the same settings."""
+    """The saved result of ``item`` when it exists and was computed with the same settings; a record saved
+    before :data:`ITEM_FORMAT` 2 (seats counted from 0) comes back with its seats renumbered 1 and 2."""
     path = Path(item["path"])
     if not path.exists():
         return None
@@ -176,6 +187,12 @@ def load_item(item: dict) -> dict | None:
     if record.get("key") != item["key"]:
         raise ConfigError(f"{str(path)!r} holds a result computed with different settings (another budget, "
                           "seed set or hyperparameters): choose another --out, or delete that directory")
+    if record.get("format", 1) < ITEM_FORMAT:  # seats counted from 0 then: the same rows in today's numbering
+        for part in ("rows", "masked", "robustness"):
+            for row in record.get(part, []):
+                if "seat" in row:
+                    row["seat"] = int(row["seat"]) + 1
+        record["format"] = ITEM_FORMAT
     return record
 
 
@@ -257,7 +274,8 @@ def _run_compare(spec: CompareSpec, progress: bool, executor, report: bool) -> C
 
 def control_table(rows: pd.DataFrame, spec: CompareSpec) -> pd.DataFrame:
     """controls.csv: per control and budget, the attack's win rate over both seats (Wilson 95 % interval
-    over the pooled games) and per seat."""
+    over the pooled games) and per seat (``seat1_win_rate``: the victim's agent 1 attacked, ``seat2_win_rate``:
+    its agent 2)."""
     out = []
     for (control, budget), group in rows.groupby(["control", "budget"], sort=False):
         wins, games = int(group["wins"].sum()), int(group["games"].sum())
@@ -265,7 +283,7 @@ def control_table(rows: pd.DataFrame, spec: CompareSpec) -> pd.DataFrame:
         seat = group.set_index("seat")["win_rate"]
         out.append({"control": control, "budget": int(budget), "budget_multiple": spec.budget_multiple(int(budget)),
                     "win_rate": wins / games, "win_low": low, "win_high": high, "games": games,
-                    "seat0_win_rate": float(seat.get(0, math.nan)), "seat1_win_rate": float(seat.get(1, math.nan))})
+                    "seat1_win_rate": float(seat.get(1, math.nan)), "seat2_win_rate": float(seat.get(2, math.nan))})
     return pd.DataFrame(out)
 
 

@@ -3,11 +3,12 @@ exploitability and the leaderboard with bootstrap intervals over seeds.
 
 Per optimizer x seed x seat at one attack budget, the exploitability (game units: attacker return minus
 partner return) is the max over the attacker seeds, each attacker's figure being a lower bound; per
-optimizer x seed, the mean over both seats. The leaderboard holds, per optimizer, the mean over seeds and
-its 95 % percentile bootstrap interval (:func:`ipo_robust.evals.statistics.aggregate`, which resamples the
-seeds; no interval with a single seed, and none from a Student-t quantile), plus the IQM, sorted best
-(least exploitable) first. Plain tables in, plain tables out: both the comparison and its report
-(:mod:`ipo_robust.evals.report`) use this module, neither the other.
+optimizer x seed, the mean over both seats (seat 1: the victim's agent 1 attacked, seat 2: its agent 2, as
+configs number agents). The leaderboard holds, per optimizer, the mean over seeds and its 95 % percentile
+bootstrap interval (:func:`ipo_robust.evals.statistics.aggregate`, which resamples the seeds; no interval with
+a single seed, and none from a Student-t quantile), plus the IQM, sorted best (least exploitable) first.
+Plain tables in, plain tables out: both the comparison and its report (:mod:`ipo_robust.evals.report`) use
+this module, neither the other.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ def per_seed(results: pd.DataFrame, budget: int | None = None) -> pd.DataFrame:
 
 def leaderboard(results: pd.DataFrame, budget: int | None = None, ranked: bool = True) -> pd.DataFrame:
     """Per optimizer at ``budget``: seeds, mean exploitability over seeds and its interval, the mean over
-    attacker seeds beside, per-seat means; sorted best (lowest mean) first. ``ranked=False`` (an attack
-    its positive control did not certify) leaves ``rank`` empty."""
+    attacker seeds beside, per-seat means (``seat1``, ``seat2``); sorted best (lowest mean) first.
+    ``ranked=False`` (an attack its positive control did not certify) leaves ``rank`` empty."""
     seeds = per_seed(results, budget)
     seats = per_seat(results, budget)
     from ipo_robust.evals.statistics import aggregate_groups
@@ -69,7 +70,7 @@ def leaderboard(results: pd.DataFrame, budget: int | None = None, ranked: bool =
                      "exploitability_low": low, "exploitability_high": high, "exploitability_iqm": iqm,
                      "attackers_mean": float(group["attackers_mean"].mean()),
                      "std": float(group["exploitability"].std(ddof=1)) if len(group) > 1 else math.nan,
-                     "seat0": float(by_seat.get(0, math.nan)), "seat1": float(by_seat.get(1, math.nan)),
+                     "seat1": float(by_seat.get(1, math.nan)), "seat2": float(by_seat.get(2, math.nan)),
                      "bound": str(group["bound"].iloc[0]), "interval": INTERVAL,
                      "env_steps": int(group["env_steps"].iloc[0]),
                      "train_seconds": float(group["train_seconds"].mean())})
@@ -85,7 +86,7 @@ def leaderboard_rows(board: pd.DataFrame) -> list[tuple[str, ...]]:
     bound = str(board["bound"].iloc[0]) if len(board) else "exact"
     header = "EXPLOITABILITY" + (" (LOWER BOUND)" if bound == "lower bound" else " (EXACT)")
     strength = "strength" in board
-    rows = [("RANK", "OPTIMIZER", "SEEDS", header, "95% INTERVAL", "SEAT 0", "SEAT 1",
+    rows = [("RANK", "OPTIMIZER", "SEEDS", header, "95% INTERVAL", "SEAT 1", "SEAT 2",
              *(("STRENGTH (BT)", "WIN VS RANDOM") if strength else ()), "TRAIN S")]
     for row in board.itertuples():
         interval = ("n/a (1 seed)" if row.seeds < 2 else
@@ -97,7 +98,7 @@ def leaderboard_rows(board: pd.DataFrame) -> list[tuple[str, ...]]:
                       f" [{row.strength_low:.2g}, {row.strength_high:.2g}]")
             extra = (f"{row.strength:.2g}{spread}", f"{row.win_vs_random:.2f}")
         rows.append((rank, row.optimizer, str(row.seeds), f"{row.exploitability:.3g}", interval,
-                     f"{row.seat0:.3g}", f"{row.seat1:.3g}", *extra, f"{row.train_seconds:.1f}"))
+                     f"{row.seat1:.3g}", f"{row.seat2:.3g}", *extra, f"{row.train_seconds:.1f}"))
     return rows
 
 

@@ -203,7 +203,7 @@ def compare_section(report: Report, result, image_dir: str | Path, prefix: str =
         f"training (self-play, equal for every optimizer): {spec.updates} updates x "
         f"{config['env']['num_envs']} env copies x {config['env']['steps']} steps = {samples:,} env steps per "
         f"seed; env options {config['env']['options'] or '{}'}",
-        f"attack: {attack}; both seats attacked (seat 0 = agent 1, seat 1 = agent 2)",
+        f"attack: {attack}; both seats attacked (seat 1 = agent 1, seat 2 = agent 2)",
         f"interval: {INTERVAL}; none with a single seed",
     ])
     report.table(_hyperparameters(spec), "hyperparameters per optimizer")
@@ -219,8 +219,8 @@ def compare_section(report: Report, result, image_dir: str | Path, prefix: str =
     report.heading("Exploitability leaderboard" + (" (lower bounds)" if lower else " (exact)"), level + 1)
     columns = {"rank": "rank", "optimizer": "optimizer", "seeds": "seeds",
                "exploitability": "exploitability (lower bound)" if lower else "exploitability (exact)",
-               "exploitability_low": "95% low", "exploitability_high": "95% high", "seat0": "seat 0",
-               "seat1": "seat 1", "train_seconds": "train s"}
+               "exploitability_low": "95% low", "exploitability_high": "95% high", "seat1": "seat 1",
+               "seat2": "seat 2", "train_seconds": "train s"}
     report.table(board[list(columns)].rename(columns=columns),
                  "sorted best (least exploitable) first; per seed the mean over both seats")
     report.paragraph(LOWER_BOUND_NOTE if lower else EXACT_NOTE)

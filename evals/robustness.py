@@ -1,8 +1,10 @@
 """Robustness sweeps: a victim's performance over a grid of dynamics or of superpower force (RARL-style).
 
 ``sweep(victim, parameter, values, games, seed)`` plays ``games`` games at every grid value and returns
-one row per value. The victim's seat (``seat``) is measured; its opponent is the victim pair's other
-agent (``opponent="victim"``) or a uniformly random policy (``opponent="random"``). Parameters:
+one row per value. The victim's seat (``seat``: the index into ``victim.agents``, 0 for agent 1 and 1 for
+agent 2; suite specs and tables number the seats 1 and 2, as configs number agents) is measured; its
+opponent is the victim pair's other agent (``opponent="victim"``) or a uniformly random policy
+(``opponent="random"``). Messages name the agents 1 and 2. Parameters:
 
 - ``"mass"``: the masses and inertias of the victim's bodies (``env.body_ids[seat]``) times the value;
 - ``"friction"``: the friction coefficients of every geom times the value;
@@ -70,9 +72,9 @@ def apply_dynamics_scale(env, seat: int, parameter: str, scale: float) -> None:
         raise ConfigError(f"a {parameter} scale must be a finite number >= 0, got {scale!r}")
     bodies, actuators = env.body_ids[seat], env.actuator_ids[seat]
     if parameter == "mass" and bodies.size == 0:
-        raise ConfigError(f"agent {seat} has no bodies in {type(env).__name__}: there is no mass to scale")
+        raise ConfigError(f"agent {seat + 1} has no bodies in {type(env).__name__}: there is no mass to scale")
     if parameter == "gear" and actuators.size == 0:
-        raise ConfigError(f"agent {seat} has no actuators in {type(env).__name__}: there is no gear to scale")
+        raise ConfigError(f"agent {seat + 1} has no actuators in {type(env).__name__}: there is no gear to scale")
     factors = {"mass": 1.0, "friction": 1.0, "gear": 1.0, parameter: scale}
     nominal = _copy(env.model)  # the values to scale, before anything is changed
     datas = {id(m): d for m, d in zip(env.models, env.datas, strict=True)}
@@ -106,7 +108,8 @@ def sweep(victim: Victim, parameter: str, values=None, games: int = 100, seed: i
         raise ConfigError(f"sweep needs an ipo_robust.evals.attacks.Victim, got {type(victim).__name__}")
     _check_parameter(parameter)
     if seat not in (0, 1) or isinstance(seat, bool):
-        raise ConfigError(f"sweep: seat must be 0 or 1 (the victim's agent to measure), got {seat!r}")
+        raise ConfigError(f"sweep: seat must be 0 or 1 (the index of the victim's agent to measure: 0 for agent 1, "
+                          f"1 for agent 2), got {seat!r}")
     if opponent not in ("victim", "random"):
         raise ConfigError(f"sweep: opponent must be 'victim' (the pair's other agent) or 'random', got {opponent!r}")
     if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
@@ -126,10 +129,11 @@ def sweep(victim: Victim, parameter: str, values=None, games: int = 100, seed: i
             if parameter == "force":
                 holders = getattr(env, "power_slots", ())
                 if 1 - seat not in holders:
-                    raise ConfigError(f"a force sweep needs an env in which agent {1 - seat} (the opponent of seat "
-                                      f"{seat}) may hold the superpower; {victim.env_name!r} was built with holder "
-                                      f"{victim.env_options.get('holder')!r}. Train or build the victim with "
-                                      f"holder={1 - seat} (or 'both') and a perturbation such as 'learned-location'.")
+                    raise ConfigError(f"a force sweep needs an env in which agent {2 - seat} (the opponent of the "
+                                      f"measured agent {seat + 1}) may hold the superpower; {victim.env_name!r} was "
+                                      f"built with {_holders(victim.env_options.get('holder'))}. Train the victim "
+                                      f"with agent {2 - seat} as a holder (schedule.holder = {2 - seat}, or an "
+                                      "ipo-rarl schedule) and a perturbation such as 'learned-location'.")
                 env.set_superpower(1 - seat, value)
             else:
                 apply_dynamics_scale(env, seat, parameter, value)
@@ -153,6 +157,15 @@ def sweep(victim: Victim, parameter: str, values=None, games: int = 100, seed: i
         row.update({k: (v if zero_sum else math.nan) for k, v in rates.items()})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _holders(holder) -> str:
+    """The env option ``holder`` (0, 1, 'both' or None, as the env counts) in the agents' numbering 1 and 2."""
+    if holder is None:
+        return "no agent that may hold the superpower"
+    if holder == "both":
+        return "both agents as possible holders"
+    return f"agent {int(holder) + 1} as the only possible holder"
 
 
 def summarize(df) -> dict:

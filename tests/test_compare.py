@@ -46,7 +46,7 @@ def test_best_response_exploitability_is_the_exact_nash_conv_over_two_per_seed(r
         p1, p2 = pair_probabilities(rps_run.spec.out / "runs" / f"{row.optimizer}-s{row.seed}")
         assert row.exploitability == pytest.approx(nash_conv(game, p1 / p1.sum(), p2 / p2.sum()) / 2, abs=1e-6)
     assert len(rps_run.results) == 2 * 2 * 2  # optimizer x seed x seat
-    assert set(rps_run.results["seat"]) == {0, 1}
+    assert set(rps_run.results["seat"]) == {1, 2}  # the victim's agent 1 and agent 2, as configs count them
 
 
 def test_every_optimizer_gets_the_same_training_samples(rps_run):
@@ -74,9 +74,9 @@ def test_leaderboard_intervals_are_the_seed_bootstrap_and_stay_within_the_data()
 
     rows = [{"optimizer": "a", "seed": seed, "seat": seat, "attacker_seed": k, "budget": 100,
              "exploitability": value + 0.1 * k, "train_seconds": 1.0, "env_steps": 10, "bound": "lower bound"}
-            for seed, value in enumerate([-1.5, 0.2, 1.9]) for seat in (0, 1) for k in (0, 1)]
+            for seed, value in enumerate([-1.5, 0.2, 1.9]) for seat in (1, 2) for k in (0, 1)]
     rows += [{"optimizer": "b", "seed": 0, "seat": seat, "attacker_seed": 0, "budget": 100, "exploitability": 0.5,
-              "train_seconds": 1.0, "env_steps": 10, "bound": "lower bound"} for seat in (0, 1)]
+              "train_seconds": 1.0, "env_steps": 10, "bound": "lower bound"} for seat in (1, 2)]
     board = compare.leaderboard(pd.DataFrame(rows), 100).set_index("optimizer")
     per_seed = np.array([-1.4, 0.3, 2.0])  # the max over attacker seeds (+0.1), the same on both seats
     assert board.loc["a", "exploitability"] == pytest.approx(per_seed.mean())
@@ -91,12 +91,29 @@ def test_leaderboard_sorts_by_mean_and_keeps_lower_bound_labels():
     rows = [{"optimizer": name, "seed": seed, "seat": seat, "exploitability": value, "train_seconds": 1.0,
              "env_steps": 10, "bound": "lower bound"}
             for name, values in (("a", (0.5, 0.7)), ("b", (0.1, 0.3))) for seed, value in enumerate(values)
-            for seat in (0, 1)]
+            for seat in (1, 2)]
     board = compare.leaderboard(pd.DataFrame(rows))
     assert list(board["optimizer"]) == ["b", "a"]
     assert board["exploitability"].tolist() == pytest.approx([0.2, 0.6])
     header = compare.leaderboard_rows(board)[0]
     assert "LOWER BOUND" in " ".join(header)
+
+
+def test_leaderboard_controls_and_printed_table_number_the_seats_1_and_2():
+    """Per-seat columns and headers count the victim's agents from 1, as configs do: seat1 is agent 1 attacked."""
+    rows = [{"optimizer": "a", "seed": seed, "seat": seat, "exploitability": 0.1 * seat + seed, "train_seconds": 1.0,
+             "env_steps": 10, "bound": "exact"} for seed in (0, 1) for seat in (1, 2)]
+    board = compare.leaderboard(pd.DataFrame(rows))
+    assert "seat0" not in board and board.loc[0, "seat1"] == pytest.approx(0.6)
+    assert board.loc[0, "seat2"] == pytest.approx(0.7)
+    header, line = compare.leaderboard_rows(board)
+    assert header[5:7] == ("SEAT 1", "SEAT 2") and line[5:7] == ("0.6", "0.7")
+    control_rows = pd.DataFrame([{"control": "zero", "budget": 8, "seat": seat, "wins": wins, "games": 10,
+                                  "win_rate": wins / 10} for seat, wins in ((1, 9), (2, 7))])
+    controls = compare.control_table(control_rows, compare.CompareSpec(
+        "rock-paper-scissors", "matrix", ["a"], [0], {}, "best-response", {}, 8, 10, 0, 0, "unused", victim_steps=8))
+    assert controls.loc[0, "seat1_win_rate"] == 0.9 and controls.loc[0, "seat2_win_rate"] == 0.7
+    assert controls.loc[0, "win_rate"] == 0.8 and "seat0_win_rate" not in controls
 
 
 # ---------------------------------------------------------------------------------------- resume
@@ -123,6 +140,33 @@ def test_a_missing_item_is_the_only_one_recomputed(tmp_path):
     assert (again.computed, again.reused) == (1, 3)  # the other seed and the 2 controls reused
     pd.testing.assert_frame_equal(again.results.drop(columns=["seconds", "train_seconds"]),
                                   first.results.drop(columns=["seconds", "train_seconds"]))
+
+
+def test_items_saved_with_seats_counted_from_0_are_read_renumbered(rps_run, tmp_path, monkeypatch):
+    """Item files written before seats counted from 1 (no "format"; seats 0 and 1) resume as they are: read
+    with their seats renumbered 1 and 2, nothing recomputed, the same tables as a run in today's numbering."""
+    import json
+
+    (tmp_path / "items").mkdir()
+    for path in sorted((rps_run.spec.out / "items").glob("*.json")):
+        record = json.loads(path.read_text())
+        assert record.pop("format") == compare.ITEM_FORMAT == 2
+        for part in ("rows", "masked", "robustness"):
+            for row in record.get(part, []):
+                assert row["seat"] in (1, 2)
+                row["seat"] -= 1
+        (tmp_path / "items" / path.name).write_text(json.dumps(record))
+
+    def must_not_run(item):
+        raise AssertionError(f"item {item['id']} was recomputed")
+
+    monkeypatch.setattr(compare, "run_item", must_not_run)
+    old = compare.run_compare(rps_spec(tmp_path), progress=False, report=False)
+    assert (old.computed, old.reused) == (0, 6)
+    pd.testing.assert_frame_equal(old.results, rps_run.results)
+    pd.testing.assert_frame_equal(old.controls, rps_run.controls)
+    pd.testing.assert_frame_equal(old.leaderboard, rps_run.leaderboard)
+    assert set(pd.read_csv(tmp_path / "results.csv")["seat"]) == {1, 2}
 
 
 def test_items_of_other_settings_in_the_same_out_are_refused(rps_run):
@@ -162,6 +206,14 @@ def test_bad_input_fails_before_any_work_with_one_line_and_exit_2(tmp_path, caps
     assert not out.exists()
 
 
+def test_a_compare_refused_after_locking_its_out_leaves_no_directory(tmp_path, capsys):
+    out = tmp_path / "new" / "out"  # --workers 0 is refused when the executor is built, inside the locked --out
+    assert main(["compare", "--env", "rock-paper-scissors", "--optimizers", "ipo-vpg", "--seeds", "1", "--workers",
+                 "0", "--out", str(out), "--no-progress"]) == 2
+    assert "max_workers must be a positive integer, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
 # ---------------------------------------------------------------------------------------- report
 def test_compare_writes_tables_report_and_plots(rps_run):
     out = rps_run.spec.out
@@ -172,6 +224,9 @@ def test_compare_writes_tables_report_and_plots(rps_run):
     assert "Skipped" in markdown and "exact" in markdown and "95% percentile bootstrap" in markdown
     results = pd.read_csv(out / "results.csv")
     assert {"optimizer", "seed", "seat", "exploitability", "bound", "win_rate"} <= set(results.columns)
+    assert "(seat 1 = agent 1, seat 2 = agent 2)" in markdown and "| seat 1 | seat 2 |" in markdown
+    assert {"seat1", "seat2"} <= set(pd.read_csv(out / "leaderboard.csv").columns)
+    assert {"seat1_win_rate", "seat2_win_rate"} <= set(pd.read_csv(out / "controls.csv").columns)
 
 
 def test_demo_quick_writes_the_report_and_plots(tmp_path, capsys):
@@ -188,12 +243,12 @@ def test_demo_quick_writes_the_report_and_plots(tmp_path, capsys):
     markdown = (out / "report.md").read_text()
     assert "lower bound" in markdown.lower() and "noisy" in markdown
     masked = pd.read_csv(out / "sumo-pushers" / "masked.csv")  # the masked-victim control, both seats
-    assert len(masked) == 3 * 1 * 2 and set(masked["seat"]) == {0, 1}
+    assert len(masked) == 3 * 1 * 2 and set(masked["seat"]) == {1, 2}  # agent 1 and agent 2
     from ipo_robust.evals.attacks import ATTACKS, Victim
 
     row = masked.iloc[0]
     victim = Victim.from_checkpoint(out / "sumo-pushers" / "runs" / f"{row['optimizer']}-s{row['seed']}")
-    again = ATTACKS["masked-victim"]().run(victim, int(row["seat"]), 0, int(row["games"]), int(row["seed"]))
+    again = ATTACKS["masked-victim"]().run(victim, int(row["seat"]) - 1, 0, int(row["games"]), int(row["seed"]))
     assert again.win_rate == row["partner_win_rate"] and again.attacker_return == pytest.approx(row["partner_return"])
     results = pd.read_csv(out / "sumo-pushers" / "results.csv")
     assert set(results["bound"]) == {"lower bound"} and len(results) == 3 * 1 * 2  # one attacker seed

@@ -660,7 +660,7 @@ name = "random"
 [grid]
 budgets = [1]
 seeds = [0, 1, 2]
-seats = [0, 1]
+seats = [1, 2]
 games = 32
 """
 

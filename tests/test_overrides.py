@@ -51,11 +51,11 @@ def test_every_set_parser_uses_the_one_rule():
 def test_apply_overrides_copies_and_enters_lists_by_index_label_or_name():
     tree = {"attacks": [{"name": "random"}, {"name": "ppo-adversary", "label": "ppo", "options": {}}], "grid": {}}
     out = overrides.apply_overrides(tree, ["attacks.ppo.options.lr=0.1", "attacks.0.options={ num_envs = 2 }",
-                                           "attacks.random.label=r", "grid.seats=[0]"])
+                                           "attacks.random.label=r", "grid.seats=[2]"])
     assert out["attacks"][1]["options"] == {"lr": 0.1} and out["attacks"][0] == {"name": "random",
                                                                                     "options": {"num_envs": 2},
                                                                                     "label": "r"}
-    assert out["grid"] == {"seats": [0]} and tree["grid"] == {} and tree["attacks"][1]["options"] == {}
+    assert out["grid"] == {"seats": [2]} and tree["grid"] == {} and tree["attacks"][1]["options"] == {}
 
 
 @pytest.mark.parametrize("items,kwargs,message", [

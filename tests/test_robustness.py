@@ -109,8 +109,11 @@ def test_force_sweep_needs_an_opponent_that_can_hold_the_superpower():
     victim = pushers_victim(perturbation="body-force", holder=1)
     df = sweep(victim, "force", [0.0, 1.0], games=4, seed=0, seat=0, num_envs=2)
     assert list(df["value"]) == [0.0, 1.0]
-    with pytest.raises(ConfigError, match="holder"):  # agent 0 cannot hold it in this env
+    with pytest.raises(ConfigError, match="holder") as refused:  # agent 1 (index 0) cannot hold it in this env
         sweep(victim, "force", [0.5], games=2, seed=0, seat=1)
+    message = str(refused.value)  # agents numbered 1 and 2, as configs number them
+    assert "needs an env in which agent 1 (the opponent of the measured agent 2) may hold" in message
+    assert "built with agent 2 as the only possible holder" in message and "schedule.holder = 1" in message
     with pytest.raises(ConfigError, match=r"\[0, 1\]"):
         sweep(victim, "force", [1.5], games=2, seed=0)
 

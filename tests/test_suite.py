@@ -22,7 +22,8 @@ from tests.conftest import in_own_process
 # A fake attack plugin, installed as a distribution on sys.path so that worker processes (forked,
 # spawned or Ray's) find it exactly as they find a pip-installed plugin. It counts its calls in the
 # file $FAKE_ATTACK_CALLS, fails the cells listed in $FAKE_ATTACK_FAIL ("seat,budget,seed;...") and
-# sleeps $FAKE_ATTACK_SLEEP seconds per cell.
+# sleeps $FAKE_ATTACK_SLEEP seconds per cell. Its seat is the attack API's: the index into victim.agents (0 or
+# 1), one less than the seat of the spec and the tables (1 or 2).
 FAKE_ATTACK = '''
 import os, time
 import torch
@@ -102,7 +103,7 @@ def make_victims(folder: Path) -> dict[str, Path]:
 
 
 def write_spec(folder: Path, body: str = "", *, executor: str = "serial", out: str = "out",
-               budgets=(10, 20), seeds=(0, 1), seats=(0, 1), games: int = 50, victims=("rocky", "mixed"),
+               budgets=(10, 20), seeds=(0, 1), seats=(1, 2), games: int = 50, victims=("rocky", "mixed"),
                attacks: str | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / "victims").exists():
@@ -131,7 +132,7 @@ def without_timing(table: pd.DataFrame) -> pd.DataFrame:
 def test_cells_expand_the_grid_with_stable_ids(tmp_path, fake_attack):
     spec = write_spec(tmp_path, attacks='[[attacks]]\nname = "fake-best-response"\n'
                       '[[attacks]]\nname = "fake-best-response"\nlabel = "noisy"\noptions = { noise = 0.5 }\n'
-                      "seats = [0]\nbudgets = [5]\n")
+                      "seats = [1]\nbudgets = [5]\n")
     suite = load_suite(spec)
     cells = suite.cells()
     assert len(cells) == 2 * (2 * 2 * 2 + 1 * 2 * 1)  # victims x (budgets x seeds x seats + the override)
@@ -161,7 +162,7 @@ def test_failed_cells_are_retried_and_nothing_finished_is_recomputed(tmp_path, f
     counter.unlink()
 
     spec = write_spec(tmp_path / "b")
-    monkeypatch.setenv("FAKE_ATTACK_FAIL", "1,10,0;0,20,1")  # two cells of each victim fail
+    monkeypatch.setenv("FAKE_ATTACK_FAIL", "1,10,0;0,20,1")  # two cells of each victim fail (seats 2 and 1)
     with pytest.raises(SuiteError, match=r"4 of 16 cells failed .*planned failure"):
         run_suite(load_suite(spec))
     assert len(calls(counter)) == 16
@@ -190,7 +191,7 @@ def test_failed_cells_are_retried_and_nothing_finished_is_recomputed(tmp_path, f
 def test_a_killed_suite_resumes_without_recomputing_finished_cells(tmp_path, fake_attack, monkeypatch):
     counter = tmp_path / "calls.txt"
     spec = write_spec(tmp_path, executor="local", victims=("rocky",), budgets=(10, 20, 30), seeds=(0, 1, 2),
-                      seats=(0, 1), body="[suite.executor_options]\nmax_workers = 2\n")
+                      seats=(1, 2), body="[suite.executor_options]\nmax_workers = 2\n")
     env = {**os.environ, "FAKE_ATTACK_CALLS": str(counter), "FAKE_ATTACK_SLEEP": "0.4"}
     process = subprocess.Popen([sys.executable, "-m", "ipo_robust", "eval", str(spec), "--no-progress"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
@@ -209,7 +210,7 @@ def test_a_killed_suite_resumes_without_recomputing_finished_cells(tmp_path, fak
     assert main(["eval", str(spec), "--no-progress"]) == 0
     suite = load_suite(spec)
     rerun = calls(counter)[before:]
-    done = {f"{c.key['seat']},{c.key['budget']},{c.key['seed']}" for c in suite.cells()
+    done = {f"{c.key['seat'] - 1},{c.key['budget']},{c.key['seed']}" for c in suite.cells()  # the fake's seat
             if suite.cell_path(c).name in finished}
     assert len(rerun) == 18 - len(finished) and not done & set(rerun)
     assert all(cells_dir.joinpath(name).stat().st_mtime_ns == mtime for name, mtime in finished.items())
@@ -218,6 +219,19 @@ def test_a_killed_suite_resumes_without_recomputing_finished_cells(tmp_path, fak
                                   without_timing(reference.results))
     pd.testing.assert_frame_equal(without_timing(pd.read_csv(tmp_path / "out" / "results.csv")),
                                   without_timing(reference.results), check_dtype=False)
+
+
+def test_a_suite_refused_after_locking_its_out_leaves_no_directory(tmp_path, fake_attack):
+    from ipo_robust.errors import ConfigError
+
+    class Refusing:  # an executor that refuses its work, after run_suite created and locked suite.out
+        def map(self, function, tasks):
+            raise ConfigError("executor 'refusing': no workers today")
+
+    suite = load_suite(write_spec(tmp_path, out="new/out"))
+    with pytest.raises(ConfigError, match="no workers today"):
+        run_suite(suite, executor=Refusing())
+    assert not (tmp_path / "new").exists()
 
 
 # ------------------------------------------------------------------------------------- executors
@@ -254,6 +268,15 @@ def test_real_attacks_run_in_a_suite(tmp_path):
     exact = table[table.attack == "best-response"]
     assert (exact.exploitability > 0).all()  # neither hand-made victim is the uniform equilibrium
     assert table[table.attack == "random"].exploitability.isna().all()  # controls: NaN survives the round trip
+    assert list(table.seat) == [1, 2] * 4  # the victim's agent 1, then agent 2, per victim and attack
+    from ipo_robust.evals.attacks import ATTACKS, Victim
+
+    victim = Victim.from_checkpoint(tmp_path / "victims" / "rocky")
+    for seat in (1, 2):  # seat 1 attacks victim.agents[0] (mostly rock), seat 2 victim.agents[1] (mostly scissors)
+        row = exact[(exact.victim == "rocky") & (exact.seat == seat)].iloc[0]
+        direct = ATTACKS["best-response"]().run(victim, seat=seat - 1, budget=1, games=40, seed=0)
+        assert row.exploitability == pytest.approx(direct.exploitability)
+    assert exact[exact.victim == "rocky"].exploitability.nunique() == 2  # the two seats differ: the test can tell
     again = run_suite(load_suite(spec, overrides=["suite.out=again"]))
     pd.testing.assert_frame_equal(without_timing(again.results), without_timing(table))
 
@@ -268,7 +291,8 @@ def test_real_attacks_run_in_a_suite(tmp_path):
         ({"grid": "budgets = [10, 0]"}, "grid.budgets[1] must be a positive integer, got 0"),
         ({"grid": "budgets = [10]\ngames = -5"}, "grid.games must be a positive integer, got -5"),
         ({"grid": "budgets = [10]\ngames = 'many'"}, "grid.games must be a positive integer, got 'many'"),
-        ({"grid": "budgets = [10]\nseats = [2]"}, "grid.seats[0] must be 0 or 1"),
+        ({"grid": "budgets = [10]\nseats = [3]"}, "grid.seats[0] must be 1 or 2 (the victim's seat: agent 1 or "
+                                                  "agent 2, counted as configs count them), got 3"),
         ({"grid": "budgets = [10]\nbudget = [3]"}, "unknown key 'grid.budget'; did you mean 'grid.budgets'?"),
         ({"grid": "budgets = [10.5]"}, "grid.budgets[0] must be a positive integer, got 10.5 (float)"),
         ({"grid": "seeds = [0]"}, "grid.budgets is missing"),
@@ -297,6 +321,31 @@ def test_bad_spec_is_one_line_exit_2_before_any_work(tmp_path, fake_attack, caps
     assert not (tmp_path / "results").exists()  # nothing ran, nothing was written
 
 
+SEAT_0 = ("must be 1 or 2 (the victim's seat: agent 1 or agent 2, counted as configs count them), got 0 (int); "
+          "seats count from 1, as agents do (what was seat 0 is seat 1, seat 1 is seat 2)")
+
+
+@pytest.mark.parametrize("grid_seats, attack_seats, body, key, fix", [
+    ((0, 1), "", "", "grid.seats[0]", "grid.seats=[1, 2]"),
+    ((1, 2), "seats = [2, 0]\n", "", "attacks[0] ('fake-best-response').seats[1]", "attacks.0.seats=[2, 1]"),
+    ((1, 2), "", '[[robustness]]\nparameter = "mass"\nseats = [1, 0]\n', "robustness[0] ('mass').seats[1]",
+     "robustness.0.seats=[1]"),
+])
+def test_a_seat_0_is_refused_with_one_line_naming_the_key(tmp_path, fake_attack, capsys, grid_seats, attack_seats,
+                                                         body, key, fix):
+    """Seats count from 1, as agents do (issue 17): a spec still written with seat 0 is refused, not read as
+    another agent, wherever it gives seats (the grid, an attack, a sweep), before any work; 1 and 2 pass."""
+    spec = write_spec(tmp_path, body, seats=grid_seats,
+                      attacks='[[attacks]]\nname = "fake-best-response"\n' + attack_seats)
+    for argv in (["eval", str(spec)], ["eval", str(spec), "--dry-run"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and f"{key} {SEAT_0}" in err, err
+    assert not (tmp_path / "out").exists()  # nothing ran, nothing was written
+    assert main(["eval", str(spec), "--dry-run", "--set", fix]) == 0
+    assert "to run" in capsys.readouterr().out
+
+
 def test_bad_command_line_values_exit_2(tmp_path, fake_attack, capsys):
     spec = write_spec(tmp_path)
     for argv, message in [
@@ -318,6 +367,9 @@ def test_cli_dry_run_then_run_prints_a_summary(tmp_path, fake_attack, capsys):
     assert main(["eval", str(spec), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "4 cells (0 done, 4 to run)" in out and out.count("to run") == 5
+    lines = out.splitlines()
+    assert lines[1].split()[-2:] == ["SEAT", "GAMES"]  # seats as the spec gives them: agent 1 and agent 2
+    assert sorted(line.split()[-2] for line in lines[2:]) == ["1", "1", "2", "2"]
     assert not (tmp_path / "out").exists()
     assert main(["eval", str(spec), "--no-progress", "--set", "grid.games=30"]) == 0
     out = capsys.readouterr().out
@@ -326,6 +378,9 @@ def test_cli_dry_run_then_run_prints_a_summary(tmp_path, fake_attack, capsys):
     assert "rocky" in out and "4 cells computed, 0 reused" in out
     record = json.loads(next((tmp_path / "out" / "cells").glob("*.json")).read_text())
     assert record["key"]["games"] == 30 and record["rows"][0]["games"] == 30
+    assert record["key"]["format"] == 2 and record["key"]["seat"] in (1, 2)  # format 2: seats count from 1
+    assert record["rows"][0]["seat"] == record["key"]["seat"]
+    assert sorted(pd.read_csv(tmp_path / "out" / "results.csv")["seat"]) == [1, 1, 2, 2]
     assert main(["eval", str(spec), "--dry-run", "--set", "grid.games=30"]) == 0
     assert "4 cells (4 done, 0 to run)" in capsys.readouterr().out
 
@@ -340,7 +395,7 @@ def test_a_train_config_victim_is_trained_once(tmp_path, fake_attack, monkeypatc
                       '[optimizer]\nname = "simga"\n[schedule]\niterations = 2\n[run]\nseed = 0\n')
     spec = tmp_path / "suite.toml"
     spec.write_text('[suite]\nexecutor = "serial"\n[[victims]]\nname = "trained"\ntrain = "victim.toml"\n'
-                    '[[attacks]]\nname = "fake-best-response"\n[grid]\nbudgets = [1]\nseats = [0]\ngames = 10\n')
+                    '[[attacks]]\nname = "fake-best-response"\n[grid]\nbudgets = [1]\nseats = [1]\ngames = 10\n')
     try:
         suite = load_suite(spec)
     except Exception as error:  # the train config schema belongs to ipo_robust.config
@@ -365,12 +420,12 @@ def test_robustness_sweeps_run_as_cells(tmp_path, fake_attack, capsys):
     spec = tmp_path / "sweep.toml"
     spec.write_text('[suite]\nexecutor = "serial"\n[[victims]]\nname = "sumo"\ncheckpoint = "victims/sumo"\n'
                     '[[robustness]]\nparameter = "mass"\nvalues = [0.5, 1.0, 1.5]\nnum_envs = 2\ngames = 4\n'
-                    "seats = [0, 1]\n")
+                    "seats = [1, 2]\n")
     assert main(["eval", str(spec), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "(no attack cells)" in out and "WORST RETURN" in out and "2 cells computed" in out
     table = pd.read_parquet(tmp_path / "results" / "sweep" / "robustness.parquet")
-    assert len(table) == 2 * 3 and list(table.value) == [0.5, 1.0, 1.5] * 2 and list(table.seat) == [0] * 3 + [1] * 3
+    assert len(table) == 2 * 3 and list(table.value) == [0.5, 1.0, 1.5] * 2 and list(table.seat) == [1] * 3 + [2] * 3
     assert set(table.parameter) == {"mass"} and table["return"].notna().all()
     assert main(["eval", str(spec), "--no-progress"]) == 0
     assert "0 cells computed, 2 reused" in capsys.readouterr().out

@@ -2,7 +2,9 @@
 
 A :class:`Victim` is a frozen pair of policies with the environment they were trained in (usually from
 a checkpoint). An attack targets one of the two agents, the *victim seat*; the attacker plays the other
-seat. Every attack is a plugin (kind ``attack``); the built-ins are in :data:`ATTACKS`::
+seat. Here ``seat`` is the index into ``victim.agents`` (0: agent 1, 1: agent 2); suite specs, the tables
+of ``ipo-robust eval`` and ``compare`` and their reports number the seats 1 and 2, as configs number agents.
+Every attack is a plugin (kind ``attack``); the built-ins are in :data:`ATTACKS`::
 
     victim = Victim.from_checkpoint("runs/sumo")
     attack = host.create("attack", "ppo-adversary", lr=3e-4, num_envs=16)

@@ -111,7 +111,9 @@ class Attack:
         self.config = type(self).Config.build(**options)
 
     def run(self, victim: Victim, seat: int, budget: int, games: int, seed: int) -> AttackResult:
-        """Attack agent ``seat`` (0 or 1) of ``victim``; the attacker plays the other seat.
+        """Attack agent ``seat`` of ``victim``, the index into ``victim.agents`` (0: agent 1, 1: agent 2; suite
+        specs and result tables number the seats 1 and 2, as configs number agents); the attacker plays the
+        other seat.
 
         ``budget``: attacker training env steps (ignored by attacks that do not train); ``games``:
         evaluation games; ``seed``: fixes every random draw.
@@ -125,8 +127,8 @@ class Attack:
             raise ConfigError(f"attack {self.name!r}: victim must be an ipo_robust.evals.attacks.Victim, got "
                               f"{type(victim).__name__}")
         if seat not in (0, 1) or isinstance(seat, bool):
-            raise ConfigError(f"attack {self.name!r}: seat must be 0 or 1 (the victim's agent to attack), "
-                              f"got {seat!r}")
+            raise ConfigError(f"attack {self.name!r}: seat must be 0 or 1 (the index of the victim's agent to "
+                              f"attack: 0 for agent 1, 1 for agent 2), got {seat!r}")
         if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 0:
             raise ConfigError(f"attack {self.name!r}: budget must be an integer >= 0 (training env steps), "
                               f"got {budget!r}")

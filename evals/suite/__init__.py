@@ -13,7 +13,7 @@ A suite spec (see ``docs/suites.md`` and ``examples/suites/rps.toml``)::
 
     [[attacks]]
     name = "best-response"             # an attack plugin; label = "..." tells two entries apart
-    seats = [0]                        # any [grid] key can be overridden per attack
+    seats = [1]                        # any [grid] key can be overridden per attack
 
     [[attacks]]
     name = "ppo-adversary"
@@ -22,7 +22,7 @@ A suite spec (see ``docs/suites.md`` and ``examples/suites/rps.toml``)::
     [grid]
     budgets = [2000, 8000]
     seeds = [0, 1]
-    seats = [0, 1]
+    seats = [1, 2]                     # the victim's agent 1 and agent 2 (the attacker plays the other)
     games = 200
 
     [[robustness]]                     # optional: ipo_robust.evals.robustness.sweep per victim/seed/seat

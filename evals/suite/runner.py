@@ -85,10 +85,11 @@ def _attack_row(task: CellTask) -> dict:
     key = task.key
     victim = load_victim(task.checkpoint, task.key["victim_identity"])
     attack = host.create("attack", key["attack"], **key["options"])
-    result = attack.run(victim, seat=key["seat"], budget=key["budget"], games=key["games"], seed=key["seed"])
+    # the cell's seat counts from 1 (agent 1 or 2, as configs do); the attack takes the index into victim.agents
+    result = attack.run(victim, seat=key["seat"] - 1, budget=key["budget"], games=key["games"], seed=key["seed"])
     row = result.as_row() if hasattr(result, "as_row") else dict(result)
     cell = {"cell": task.cell_id, "victim": key["victim"], "label": key["label"], "attack": key["attack"],
-            "seat": key["seat"], "budget": key["budget"], "seed": key["seed"], "games": key["games"]}
+            "seat": key["seat"], "budget": key["budget"], "seed": key["seed"], "games": key["games"]}  # seat 1 or 2
     extra = {k: json_scalar(v) for k, v in row.items() if k not in cell}
     return {**cell, **extra}
 
@@ -97,7 +98,7 @@ def _robustness_rows(task: CellTask) -> list[dict]:
     key = task.key
     victim = load_victim(task.checkpoint, key["victim_identity"])
     table = sweep(victim, key["parameter"], list(key["values"]), games=key["games"], seed=key["seed"],
-                  seat=key["seat"], opponent=key["opponent"], num_envs=key["num_envs"])
+                  seat=key["seat"] - 1, opponent=key["opponent"], num_envs=key["num_envs"])
     cell = {"cell": task.cell_id, "victim": key["victim"], "label": key["label"], "parameter": key["parameter"],
             "seed": key["seed"], "seat": key["seat"]}
     return [{**cell, **{k: json_scalar(v) for k, v in row.items() if k not in cell}}

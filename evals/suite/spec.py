@@ -11,10 +11,14 @@ from pathlib import Path
 
 from ipo_robust.errors import IpoRobustError
 
-CELL_FORMAT = 1
+#: the version of a cell's key; format 2 numbers seats 1 and 2 (format 1 counted them from 0), so a cell saved
+#: in format 1 matches no cell of format 2 and is computed again rather than read with the other numbering
+CELL_FORMAT = 2
 DEFAULT_EXECUTOR = "local"
 DEFAULT_GAMES = 100
-SEATS = (0, 1)
+#: the victim's seats, numbered as configs number agents: seat 1 is agent 1, seat 2 is agent 2 (the attacker
+#: plays the other one). The Python attack API takes the 0-based index into ``victim.agents``: seat - 1.
+SEATS = (1, 2)
 
 DEFAULT_SWEEP_ENVS = 16
 
@@ -41,7 +45,7 @@ class AttackSpec:
     options: dict
     budgets: tuple[int, ...]
     seeds: tuple[int, ...]
-    seats: tuple[int, ...]
+    seats: tuple[int, ...]  # the victim's seats, 1 and/or 2 (:data:`SEATS`)
     games: int
 
 
@@ -55,7 +59,7 @@ class RobustnessSpec:
     num_envs: int
     games: int
     seeds: tuple[int, ...]
-    seats: tuple[int, ...]
+    seats: tuple[int, ...]  # the measured seats, 1 and/or 2 (:data:`SEATS`)
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,7 @@ def suite_from_dict(raw: dict, base: str | os.PathLike = ".", spec_path: str | o
             num_envs=_positive_int(entry.get("num_envs", DEFAULT_SWEEP_ENVS), f"{key}.num_envs", fail),
             games=_field(entry, "games", key, _positive_int, defaults["games"], fail),
             seeds=_field(entry, "seeds", key, _seeds, defaults["seeds"], fail),
-            seats=_field(entry, "seats", key, _seats, (0,), fail),
+            seats=_field(entry, "seats", key, _seats, (SEATS[0],), fail),
         ))
 
     if not victims:
@@ -353,9 +353,13 @@ def _seeds(value, key: str, fail) -> tuple[int, ...]:
 
 
 def _seats(value, key: str, fail) -> tuple[int, ...]:
+    """The victim's seats, numbered 1 and 2 as configs number agents; 0 is refused (not read as agent 1)."""
     for i, item in enumerate(_int_list(value, key, fail)):
         if not _is_int(item) or item not in SEATS:
-            fail(f"{key}[{i}] must be 0 or 1 (the seat the attacker takes), got {_show(item)}")
+            hint = ("; seats count from 1, as agents do (what was seat 0 is seat 1, seat 1 is seat 2)"
+                    if _is_int(item) and item == 0 else "")
+            fail(f"{key}[{i}] must be 1 or 2 (the victim's seat: agent 1 or agent 2, counted as configs count "
+                 f"them), got {_show(item)}{hint}")
     return tuple(value)
 
 

@@ -3,7 +3,8 @@
 The spec is validated completely before any work, by ``--dry-run`` as by a run: a bad key, path, attack
 name or value, an attack that cannot attack a victim's env, or a ``suite.out`` that cannot be written exits
 2 with one line. Finished cells are saved one by one under ``OUT/cells/`` and skipped on a re-run, so a
-killed suite resumes where it stopped. See ``docs/suites.md``.
+killed suite resumes where it stopped. Seats count from 1, as configs count agents: seat 1 is the victim's
+agent 1, seat 2 its agent 2, in the spec, the printed tables and the results. See ``docs/suites.md``.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ def robustness_table(names=OPTIMIZERS):
     rng = np.random.default_rng(2)
     return pd.DataFrame([{"optimizer": name, "seed": seed, "seat": seat, "value": value, "opponent": "random",
                           "return": float(np.clip(1 - abs(value - 1) - k / 10 + rng.normal(0, 0.1), -1, 1))}
-                         for k, name in enumerate(names) for seed in range(3) for seat in (0, 1)
+                         for k, name in enumerate(names) for seed in range(3) for seat in (1, 2)
                          for value in np.linspace(0.5, 1.5, 11)])
 
 
