@@ -12,8 +12,8 @@ Throughput: env steps per second of training (rollouts + updates, from metrics.c
 layer alone stepping the same number of copies with random actions (and the same superpower config),
 measured in the same process.
 
-    MUJOCO_GL=disable python benchmarks/bench_train.py                 # all three, about 10 min on 2 cores
-    MUJOCO_GL=disable python benchmarks/bench_train.py --methods ppo --chunk 10
+    MUJOCO_GL=disable python benchmarks/bench_train.py                 # all three, seeds 0-2, about 30 min
+    MUJOCO_GL=disable python benchmarks/bench_train.py --methods ppo --seeds 0 --chunk 10
 """
 
 from __future__ import annotations
@@ -66,12 +66,13 @@ def env_only_throughput(config: dict, seconds: float = 3.0) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def bench(method: str, chunk: int, max_updates: int, games: int, target: float) -> dict:
+def bench(method: str, chunk: int, max_updates: int, games: int, target: float, seed: int = 0) -> dict:
     from ipo_robust.config import load_toml, validate
     from ipo_robust.train import run_training
 
     config = validate(load_toml(ROOT / METHODS[method]))
-    run_dir = Path(tempfile.mkdtemp(prefix=f"bench-{method}-")) / "run"
+    config["run"]["seed"] = seed
+    run_dir = Path(tempfile.mkdtemp(prefix=f"bench-{method}-s{seed}-")) / "run"
     trained, updates, reached = 0.0, 0, None
     history = []
     while updates < min(max_updates, config["schedule"]["iterations"] * (2 if method == "ipo-rarl" else 1)):
@@ -80,7 +81,7 @@ def bench(method: str, chunk: int, max_updates: int, games: int, target: float) 
         updates = result.updates
         rate, low, high = win_rate_vs_random(run_dir, games, seed=1000 + updates)
         history.append((updates, trained, rate))
-        print(f"{method}: {updates} updates, {trained:.0f} s training, win rate vs random {rate:.3f} "
+        print(f"{method} seed {seed}: {updates} updates, {trained:.0f} s training, win rate vs random {rate:.3f} "
               f"[{low:.3f}, {high:.3f}]", flush=True)
         if rate >= target:
             reached = (updates, trained, rate, low, high)
@@ -89,7 +90,7 @@ def bench(method: str, chunk: int, max_updates: int, games: int, target: float) 
     env_steps = config["env"]["num_envs"] * config["env"]["steps"] * len(metrics)
     train_throughput = env_steps / float(metrics["rollout_seconds"].sum() + metrics["update_seconds"].sum())
     env_throughput = env_only_throughput(config)
-    return {"method": method, "reached": reached, "history": history, "train_steps_per_s": train_throughput,
+    return {"method": method, "seed": seed, "reached": reached, "history": history, "train_steps_per_s": train_throughput,
             "env_steps_per_s": env_throughput}
 
 
@@ -100,12 +101,14 @@ def main() -> None:
     parser.add_argument("--max-updates", type=int, default=300)
     parser.add_argument("--games", type=int, default=200)
     parser.add_argument("--target", type=float, default=0.9)
+    parser.add_argument("--seeds", default="0,1,2", help="run.seed of each run (the shipped configs' seed is 0)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    rows = [bench(m.strip(), args.chunk, args.max_updates, args.games, args.target) for m in args.methods.split(",")]
-    print("\n| method | updates | env steps | training wall time (s) | win rate vs random [95% CI] | "
+    rows = [bench(m.strip(), args.chunk, args.max_updates, args.games, args.target, int(seed))
+            for m in args.methods.split(",") for seed in args.seeds.split(",")]
+    print("\n| method | seed | updates | env steps | training wall time (s) | win rate vs random [95% CI] | "
           "training steps/s | env-only steps/s | ratio |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     from ipo_robust.config import load_toml, validate
 
     for row in rows:
@@ -117,7 +120,7 @@ def main() -> None:
         else:
             updates, seconds, rate = row["history"][-1]
             reached = f"not reached in {updates} | {updates * per_update} | {seconds:.0f} | {rate:.3f} (last)"
-        print(f"| {row['method']} | {reached} | {row['train_steps_per_s']:.0f} | {row['env_steps_per_s']:.0f} | "
+        print(f"| {row['method']} | {row['seed']} | {reached} | {row['train_steps_per_s']:.0f} | {row['env_steps_per_s']:.0f} | "
               f"{row['train_steps_per_s'] / row['env_steps_per_s']:.2f} |")
 
 

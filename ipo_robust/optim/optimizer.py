@@ -128,7 +128,9 @@ class NaturalConfig(CriticConfig):
                                    "'joint': one lambda for both players (lam1 : lam2 kept), chosen so eq. (19)'s "
                                    "pair has joint quadratic KL = kl (seed, after eq. 20); 'per-player': each "
                                    "player's direction rescaled to its own KL = kl (not eq. 19's pair at any lambda)")
-    damping: float = hyperparameter(1e-4, positive, "Fisher damping (F + damping I)")
+    damping: float = hyperparameter(0.1, positive, "Fisher damping (F + damping I); 0.1 as TRPO "
+                                    "implementations use: at 1e-4 the float32 solves on 64x64 MLPs stall at their "
+                                    "iteration cap and miss the KL budget (benchmarks/RESULTS.md, issue 15)")
     rtol: float | None = hyperparameter(None, positive_or_none,
                                         "solver tolerance; None: 1e-10 in float64, 1e-6 in float32")
     max_iter: int | None = hyperparameter(100, positive_int_or_none,
