@@ -90,7 +90,8 @@ def bench(method: str, chunk: int, max_updates: int, games: int, target: float, 
     env_steps = config["env"]["num_envs"] * config["env"]["steps"] * len(metrics)
     train_throughput = env_steps / float(metrics["rollout_seconds"].sum() + metrics["update_seconds"].sum())
     env_throughput = env_only_throughput(config)
-    return {"method": method, "seed": seed, "reached": reached, "history": history, "train_steps_per_s": train_throughput,
+    return {"method": method, "seed": seed, "reached": reached, "history": history,
+            "train_steps_per_s": train_throughput,
             "env_steps_per_s": env_throughput}
 
 
@@ -120,7 +121,8 @@ def main() -> None:
         else:
             updates, seconds, rate = row["history"][-1]
             reached = f"not reached in {updates} | {updates * per_update} | {seconds:.0f} | {rate:.3f} (last)"
-        print(f"| {row['method']} | {row['seed']} | {reached} | {row['train_steps_per_s']:.0f} | {row['env_steps_per_s']:.0f} | "
+        print(f"| {row['method']} | {row['seed']} | {reached} | {row['train_steps_per_s']:.0f} | "
+              f"{row['env_steps_per_s']:.0f} | "
               f"{row['train_steps_per_s'] / row['env_steps_per_s']:.2f} |")
 
 

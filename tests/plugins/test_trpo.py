@@ -162,6 +162,7 @@ def test_ipo_trpo_with_mle_opponents_matches_the_oracle():
 #: the Fisher damping the matching-pennies scenarios below were built at (the default is 0.1 since issue 15); with
 #: two logits per player a damping of 0.1 is a third of the Fisher and moves the pairs they are about
 SCENARIO_DAMPING = 1e-4
+SCENARIO = {"kl": 0.05, "damping": SCENARIO_DAMPING, "gamma": 1.0}
 
 
 def tabular_setup(name="matching-pennies", num_envs=500, seed=0, logits=((0.9, 0.1), (0.2, 0.9))):
@@ -264,7 +265,7 @@ def test_ipo_trpo_applies_one_consistent_pair(setup, surrogate):
     else:
         agents, batch = tabular_setup(setup, logits=((0.9, 0.1), (0.2, 0.9)) if setup == "matching-pennies"
                                       else ((0.3, -0.2), (0.1, 0.4)))
-    optimizer = ipo_robust.make_optimizer("ipo-trpo", agents, kl=0.05, damping=SCENARIO_DAMPING, gamma=1.0, surrogate=surrogate, lam2=2.0)
+    optimizer = ipo_robust.make_optimizer("ipo-trpo", agents, **SCENARIO, surrogate=surrogate, lam2=2.0)
     game = optimizer.local_game(batch)
     judge = PairJudge(agents, batch)
     before = [theta.clone() for theta in judge.theta]
@@ -279,7 +280,7 @@ def test_a_first_pair_over_the_kl_budget_is_backtracked_by_re_solving_eq19():
     and the pair applied is eq. (19)'s solution at the lambda reported, within the joint budget; it is
     not 1/2^k x the first pair (eq. (19) is not linear in 1/lambda with coupling)."""
     agents, batch = tabular_setup()
-    optimizer = ipo_robust.make_optimizer("ipo-trpo", agents, kl=0.05, damping=SCENARIO_DAMPING, gamma=1.0)
+    optimizer = ipo_robust.make_optimizer("ipo-trpo", agents, **SCENARIO)
     game = optimizer.local_game(batch)
     first = optimizer.update(game)
     judge = PairJudge(agents, batch)
@@ -307,7 +308,7 @@ def test_a_pair_where_one_players_own_move_hurts_it_is_backtracked_or_rejected_w
     opponent move that was rejected. (The "competitive" surrogate, which sees the cross term, gains for both
     at the first pair here: A_i = lambda_i d_i' F_i d_i > 0 to first order.)"""
     agents, batch = tabular_setup(logits=HURT)
-    optimizer = ipo_robust.make_optimizer("ipo-trpo", agents, kl=0.05, damping=SCENARIO_DAMPING, gamma=1.0, surrogate="own")
+    optimizer = ipo_robust.make_optimizer("ipo-trpo", agents, **SCENARIO, surrogate="own")
     game = optimizer.local_game(batch)
     judge = PairJudge(agents, batch)
     first = optimizer.update(game)
@@ -320,7 +321,7 @@ def test_a_pair_where_one_players_own_move_hurts_it_is_backtracked_or_rejected_w
     assert_consistent_pair(optimizer, game, info, applied_moves(agents, before), judge)
 
     agents, batch = tabular_setup(logits=HURT)
-    strict = ipo_robust.make_optimizer("ipo-trpo", agents, kl=0.05, damping=SCENARIO_DAMPING, gamma=1.0, surrogate="own", max_backtracks=0)
+    strict = ipo_robust.make_optimizer("ipo-trpo", agents, **SCENARIO, surrogate="own", max_backtracks=0)
     before = [parameters_to_vector(a.parameters()).detach().clone() for a in agents]
     info = strict.step(batch)
     assert info["optim/accepted1"] == info["optim/accepted2"] == 0.0
@@ -334,7 +335,7 @@ def test_per_player_split_backtracks_the_scaled_pair_together():
     """kl_split="per-player": the pair (each direction at its own KL = kl) is eq. (19)'s at no lambda, so the
     search scales it by beta^k, both players together; each player's true KL <= kl, both gains >= 0."""
     agents, batch = tabular_setup()
-    optimizer = ipo_robust.make_optimizer("ipo-trpo", agents, kl=0.05, damping=SCENARIO_DAMPING, gamma=1.0, surrogate="own",
+    optimizer = ipo_robust.make_optimizer("ipo-trpo", agents, **SCENARIO, surrogate="own",
                                           kl_split="per-player")
     game = optimizer.local_game(batch)
     judge = PairJudge(agents, batch)
@@ -354,9 +355,9 @@ def test_player_step_with_the_oracle_is_the_pair_search_without_a_model():
     """With ``oracle`` each player's view is the true local game: player i's move from player_step is its
     half of the one pair the model-free step applies."""
     agents, batch = tabular_setup()
-    free = ipo_robust.make_optimizer("ipo-trpo", agents, kl=0.05, damping=SCENARIO_DAMPING, gamma=1.0)
+    free = ipo_robust.make_optimizer("ipo-trpo", agents, **SCENARIO)
     before = [parameters_to_vector(a.parameters()).detach().clone() for a in agents]
-    modelled = ipo_robust.make_optimizer("ipo-trpo", agents, kl=0.05, damping=SCENARIO_DAMPING, gamma=1.0, opponent_model="oracle")
+    modelled = ipo_robust.make_optimizer("ipo-trpo", agents, **SCENARIO, opponent_model="oracle")
     theta1, (fraction, backtracks, kl, gain), step, view = modelled.player_step(0, batch)
     theta2, *_ = modelled.player_step(1, batch)
     info = free.step(batch)
