@@ -1,11 +1,21 @@
-"""Compare optimizers by how exploitable the agents they train are: train x attack x leaderboard.
+"""Compare training methods by how exploitable the agents they train are: train x attack x leaderboard.
 
-For every optimizer and seed (a *work item*) :func:`run_item` trains a pair by self-play
-(:func:`ipo_robust.train.run_training`), attacks each agent of the pair (seat 1, then seat 2) with the
-same attack and budget, and, for MuJoCo envs, sweeps each agent's robustness to its body masses
-(:func:`ipo_robust.evals.robustness.sweep`; by default against a uniformly random opponent, a yardstick
-that is the same for every optimizer, where the pair's own partner differs). Every optimizer gets the
-same training samples: the same ``num_envs`` x ``steps`` per update and the same number of updates.
+A comparison's entries are optimizers (``--optimizers``: a self-play config per optimizer, built from the
+family defaults) and whole training configs (``--config LABEL=PATH``: any schedule, e.g. IPO-RARL or RARL
+with a learned perturbation), each named by its label in the ``optimizer`` column of every table. For every
+entry and seed (a *work item*) :func:`run_item` trains a pair (:func:`ipo_robust.train.run_training`),
+attacks each agent of the pair (seat 1, then seat 2) with the same attack and budget, and, for MuJoCo envs,
+sweeps each agent's robustness to its body masses (:func:`ipo_robust.evals.robustness.sweep`; by default
+against a uniformly random opponent, a yardstick that is the same for every entry, where the pair's own
+partner differs). Every entry trains the same number of env steps (env copies x steps x iterations x
+updates per iteration; :func:`~ipo_robust.evals.compare_spec.entry_facts`), whatever its schedule.
+
+Every pair is judged in the same *plain game* (:func:`~ipo_robust.evals.compare_spec.plain_victim`): the env
+with the entries' shared options, nobody holding the superpower, dense shaping off in every evaluation game.
+An agent trained as a superpower holder has perturbation entries appended to its actions; in the plain game
+it plays with its own action entries only (the env would ignore the others), so attackers, the masked-victim
+control, the robustness sweep and the strength round robin meet every method's agents in one game with one
+action space.
 
 The attack depends on the environment's family (:func:`env_family`):
 
@@ -26,11 +36,12 @@ wins under :data:`CERTIFY` of its games against the zero-action victim certifies
 leaderboard then gives no ranks. The leaderboard (:mod:`ipo_robust.evals.leaderboard`) aggregates seeds
 with percentile bootstrap intervals.
 
-Resumable: a finished work item is written atomically to ``OUT/items/<optimizer>-s<seed>.json`` and
+Resumable: a finished work item is written atomically to ``OUT/items/<label>-s<seed>.json`` and
 skipped on a re-run with the same settings; a run whose training was interrupted resumes from its
-newest checkpoint in ``OUT/runs/``. Outputs (``OUT/``): ``results.csv`` (one row per optimizer x seed x
+newest checkpoint in ``OUT/runs/``. Outputs (``OUT/``): ``results.csv`` (one row per entry x seed x
 seat x attacker seed x budget), ``leaderboard.csv``, ``controls.csv``, ``curves.csv`` (training metrics per
-update), ``robustness.csv`` (MuJoCo only), and the report (:mod:`ipo_robust.evals.report`).
+update), ``robustness.csv`` (MuJoCo only), and the report (:mod:`ipo_robust.evals.report`). The ``optimizer``
+column holds the entry's label; ``method`` says what it trains (optimizer, schedule, perturbation).
 
 Seats are numbered as configs number agents: seat 1 is the victim pair's agent 1, seat 2 its agent 2 (the
 attacker plays the other seat), in every table, item file and report. The Python attack API takes the 0-based
@@ -62,9 +73,11 @@ from ipo_robust.evals.compare_spec import (  # noqa: F401 - the spec's names are
     OPTIMIZER_DEFAULTS,
     SET_USAGE,
     CompareSpec,
+    entry_facts,
     env_family,
     make_spec,
     parse_budget,
+    plain_victim,
     split_overrides,
 )
 from ipo_robust.evals.leaderboard import INTERVAL, leaderboard, leaderboard_rows, per_seed
@@ -75,9 +88,9 @@ from ipo_robust.locking import hold
 from ipo_robust.train import run_training
 
 __all__ = ["ATTACK_OPTIONS", "CURVE_COLUMNS", "ENV_DEFAULTS", "FAMILIES", "INTERVAL", "MANAGED_KEYS",
-           "OPTIMIZER_DEFAULTS", "CompareResult", "CompareSpec", "assemble", "env_family", "leaderboard",
-           "leaderboard_rows", "load_item", "make_spec", "pending", "per_seed", "run_compare", "run_item",
-           "split_overrides", "write_tables"]
+           "OPTIMIZER_DEFAULTS", "CompareResult", "CompareSpec", "assemble", "entry_facts", "env_family",
+           "leaderboard", "leaderboard_rows", "load_item", "make_spec", "pending", "per_seed", "plain_victim",
+           "run_compare", "run_item", "split_overrides", "write_tables"]
 
 # -------------------------------------------------------------------------------------- work items
 #: the version of an item file's record: 2 numbers seats 1 and 2; records without a format (1) counted them from 0
@@ -108,18 +121,20 @@ def _attack_rows(attack, victim, item: dict, seeds) -> list[dict]:
 
 
 def run_item(item: dict) -> dict:
-    """Train, attack both seats (every attacker seed and budget) and sweep one optimizer x seed, or attack
+    """Train, attack both seats (every attacker seed and budget) and sweep one entry x seed, or attack
     a known-weak victim (a control item); writes ``item["path"]`` atomically and returns what it wrote. A
-    top-level function so that process pools and Ray can pickle it."""
+    top-level function so that process pools and Ray can pickle it. The trained pair is judged in the plain
+    game (:func:`~ipo_robust.evals.compare_spec.plain_victim`: no superpower, own action entries only)."""
     if item.get("kind") == "control":
         return run_control(item)
     began = time.perf_counter()
     run_dir = Path(item["run_dir"])
     resume = (run_dir / "latest").exists()
+    config = {**item["config"], "run": {**item["config"].get("run", {}), "out": str(run_dir)}}  # run.out: compare's
     # an item's run without a checkpoint is this item's own unfinished work: start it over
-    trained = run_training(item["config"], run_dir, resume=resume, overwrite=True)  # failed solves counted, not printed
+    trained = run_training(config, run_dir, resume=resume, overwrite=True)  # failed solves counted, not printed
     train_seconds = time.perf_counter() - began
-    victim = Victim.from_checkpoint(trained.checkpoint)
+    victim = plain_victim(Victim.from_checkpoint(trained.checkpoint))
     attack = host.create("attack", item["attack"], **item["attack_options"])
     rows = [{"optimizer": item["optimizer"], "seed": item["seed"], **row}
             for row in _attack_rows(attack, victim, item, range(item["attacker_seeds"]))]
@@ -215,9 +230,9 @@ class CompareResult:
     certified: bool | None = None
     """the attack beat its certifying positive control (:func:`certification`); None without controls"""
     masked: pd.DataFrame = field(default_factory=pd.DataFrame)
-    """masked.csv: per optimizer x seed x seat, the partner's win rate against the agent blinded to it"""
+    """masked.csv: per entry x seed x seat, the partner's win rate against the agent blinded to it"""
     ratings: pd.DataFrame = field(default_factory=pd.DataFrame)
-    """strength.csv: per trained pair (optimizer x seed), Bradley-Terry strength and win rate vs random"""
+    """strength.csv: per trained pair (entry x seed), Bradley-Terry strength and win rate vs random"""
     round_robin: pd.DataFrame = field(default_factory=pd.DataFrame)
     """round_robin.csv: the games of every pairing"""
 
@@ -314,11 +329,29 @@ def assemble(spec: CompareSpec, records: list[dict], computed: int, reused: int,
     if spec.strength_games and victims:
         from ipo_robust.evals.strength import strength_tables
 
+        # every pair in the plain game (strength_tables projects them: own action entries, no superpower)
         players = {r["id"]: (r["optimizer"], Victim.from_checkpoint(r["checkpoint"])) for r in victims}
         games, ratings, per_optimizer = strength_tables(players, spec.strength_games, seed=0)
         board = board.merge(per_optimizer, on="optimizer", how="left")
+    results, board = _with_methods(spec, results), _with_methods(spec, board, source=True)
     return CompareResult(spec, results, board, curves, robustness, computed, reused, seconds, controls=controls,
                          certified=certified, ratings=ratings, round_robin=games, masked=masked)
+
+
+def _with_methods(spec: CompareSpec, frame: pd.DataFrame, source: bool = False) -> pd.DataFrame:
+    """``frame`` with a ``method`` column after ``optimizer`` (the entry's optimizer, schedule and perturbation,
+    :meth:`CompareSpec.method`) and, with ``source``, ``config`` (the file of a ``--config`` entry, else empty)."""
+    if "optimizer" not in frame or not len(frame) or not spec.configs:
+        return frame
+    frame = frame.copy()
+    where = list(frame.columns).index("optimizer") + 1
+    labels = frame["optimizer"].astype(str)
+    methods = {label: spec.method(label) if label in spec.configs else "" for label in labels.unique()}
+    if "method" not in frame:
+        frame.insert(where, "method", labels.map(methods))
+    if source and "config" not in frame:
+        frame.insert(where + 1, "config", labels.map(lambda label: spec.sources.get(label, "")))
+    return frame
 
 
 def write_tables(result: CompareResult) -> list[Path]:

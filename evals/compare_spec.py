@@ -1,5 +1,12 @@
 """The specification of a comparison (:mod:`ipo_robust.evals.compare`): per-family defaults, attack
-budgets, and :func:`make_spec`, which validates everything a comparison needs before any work."""
+budgets, and :func:`make_spec`, which validates everything a comparison needs before any work.
+
+A comparison's *entries* are labelled training methods: an optimizer name of ``--optimizers`` (a self-play
+config compare builds from the family defaults, labelled by the optimizer's name) or a whole training
+config (``--config LABEL=PATH``: any schedule, perturbation, hyperparameters). Every entry trains the same
+number of env steps (:func:`entry_facts`); every trained pair is judged in the same *plain game*
+(:func:`plain_victim`): the env with the entries' shared options, nobody holding the superpower, dense
+shaping off in every evaluation game, and each agent given only the action entries that game takes."""
 
 from __future__ import annotations
 
@@ -7,16 +14,22 @@ import copy
 import hashlib
 import json
 import math
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
+from torch.distributions import Independent, Normal
 
 from ipo_robust import host, make_env
-from ipo_robust.config import SCHEMA, apply_overrides, validate
+from ipo_robust.config import SCHEMA, apply_overrides, load_toml, parse_config, validate
 from ipo_robust.envs.matrix import IteratedMatrixGameEnv, MatrixGameEnv
 from ipo_robust.errors import ConfigError
 from ipo_robust.overrides import split_item
+from ipo_robust.training.schedules import Schedule
 from ipo_robust.training.setup import check_config
 
 FAMILIES = ("matrix", "iterated", "mujoco", "other")
@@ -63,7 +76,18 @@ MANAGED_KEYS = ("run.seed", "run.out", "optimizer.name")
 CONTROLS = ("zero", "random")
 CERTIFY = 0.9
 
-SET_USAGE = "OPTIMIZER.KEY=VALUE or SECTION.KEY=VALUE (e.g. ppo.lr=3e-4, env.num_envs=32)"
+SET_USAGE = ("OPTIMIZER.KEY=VALUE, LABEL.KEY=VALUE, LABEL.SECTION.KEY=VALUE or SECTION.KEY=VALUE (e.g. ppo.lr=3e-4, "
+             "ipo-rarl.schedule.iterations=150, env.num_envs=32)")
+
+#: what a ``--config`` label may be: it names work items, run directories and ``--set LABEL.KEY`` items
+LABEL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+#: env options of the superpower (a run's perturbation and who may hold it): nobody holds it in an evaluation
+#: game, so they are dropped from every victim's env (:func:`plain_victim`)
+SUPERPOWER_OPTIONS = ("perturbation", "holder", "alpha")
+#: env options that act in training only: the superpower's, and the dense shaping every evaluation game
+#: switches off. The remaining options are the game's (:func:`game_options`): equal for every entry.
+TRAINING_ONLY_OPTIONS = (*SUPERPOWER_OPTIONS, "shaping")
 
 
 # -------------------------------------------------------------------------------------------- spec
@@ -95,9 +119,11 @@ class CompareSpec:
     env: str
     family: str
     optimizers: list[str]
+    """the entries' labels, in order: a ``--config`` label or an optimizer name of ``--optimizers`` (the
+    ``optimizer`` column of every table holds them)"""
     seeds: list[int]
     configs: dict[str, dict]
-    """optimizer -> its raw training config (run.seed and run.out are set per item)"""
+    """label -> its raw training config (run.seed is set per item, run.out when the item runs)"""
     attack: str
     attack_options: dict
     attack_budget: int
@@ -114,7 +140,7 @@ class CompareSpec:
     attacker_seeds: int = 1
     """attackers trained per victim and seat; the lower bound is the max over them"""
     victim_steps: int = 0
-    """env steps each victim pair trained for (budget multiples are of this)"""
+    """env steps each victim pair trained for, the same for every entry (budget multiples are of this)"""
     controls: tuple = CONTROLS
     """known-weak victims attacked with the same attack and budgets (positive controls)"""
     masked: bool = False
@@ -122,6 +148,9 @@ class CompareSpec:
     strength_games: int = 0
     """games per pairing (and seat) of the round robin and against random (:mod:`ipo_robust.evals.strength`);
     0: no strength axis"""
+    sources: dict[str, str] = field(default_factory=dict)
+    """label -> the config file of a ``--config`` entry (an ``--optimizers`` entry has none)"""
+    _facts: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def budget_multiple(self, budget: int) -> float:
         """``budget`` as a multiple of the victims' training env steps."""
@@ -132,20 +161,41 @@ class CompareSpec:
             self.attack_budgets = [int(self.attack_budget)]
 
     @property
-    def updates(self) -> int:
-        return int(next(iter(self.configs.values()))["schedule"]["iterations"])
+    def labels(self) -> list[str]:
+        """The entries' labels (the same list as :attr:`optimizers`, the name the tables keep)."""
+        return self.optimizers
+
+    def facts(self, label: str) -> dict:
+        """What entry ``label`` trains (:func:`entry_facts`: optimizer, schedule, env copies x steps x
+        iterations x updates per iteration = env steps)."""
+        if label not in self._facts:
+            self._facts[label] = entry_facts(self.configs[label])
+        return self._facts[label]
 
     @property
-    def samples_per_update(self) -> int:
-        env = next(iter(self.configs.values()))["env"]
-        return int(env["num_envs"]) * int(env["steps"])
+    def env_steps(self) -> dict[str, int]:
+        """label -> the env steps its pair trains for (all equal: :attr:`victim_steps`)."""
+        return {label: self.facts(label)["env_steps"] for label in self.optimizers}
+
+    def method(self, label: str) -> str:
+        """``ipo-vpg (ipo-rarl, learned-location)``: entry ``label``'s optimizer, schedule and perturbation."""
+        return describe_method(self.facts(label))
+
+    def training(self, label: str) -> str:
+        """``32 env copies x 100 steps x 150 iterations x 2 updates = 960,000 env steps`` for entry ``label``."""
+        return describe_training(self.facts(label))
+
+    @property
+    def game_options(self) -> dict:
+        """The options of the plain game every pair is judged in (:func:`game_options`; equal for every entry)."""
+        return game_options(next(iter(self.configs.values()))["env"].get("options", {})) if self.configs else {}
 
     @property
     def bound(self) -> str:
         return "exact" if self.attack == "best-response" else "lower bound"
 
     def items(self) -> list[dict]:
-        """The work items (optimizer-major, then seed), each a plain picklable dict."""
+        """The work items (entry-major, then seed), each a plain picklable dict."""
         out = []
         for name in self.optimizers:
             for seed in self.seeds:
@@ -161,7 +211,7 @@ class CompareSpec:
                         "robustness_games": int(self.robustness_games),
                         "robustness_opponent": self.robustness_opponent}
                 out.append(self._placed(item))
-        env_options = next(iter(self.configs.values()))["env"]["options"]
+        env_options = plain_options(next(iter(self.configs.values()))["env"].get("options", {}))
         for control in self.controls:
             item = {"id": f"control-{control}", "kind": "control", "control": control, "env": self.env,
                     "env_options": dict(env_options), "attack": self.attack,
@@ -184,12 +234,16 @@ def _item_key(item: dict) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def split_overrides(items, optimizers: list[str]) -> tuple[dict[str, dict], list[str]]:
-    """``--set`` items -> (per-optimizer options, config overrides for every optimizer).
+def split_overrides(items, optimizers: list[str],
+                    sections: dict[str, list[str]] | None = None) -> tuple[dict[str, dict], list[str]]:
+    """``--set`` items -> (per-entry hyperparameters, config overrides for every entry).
 
-    ``OPT.KEY=VALUE`` with OPT one of ``optimizers`` sets that optimizer's hyperparameter KEY
-    (``ppo.lr=3e-4``); ``SECTION.KEY=VALUE`` with SECTION a config section applies to every
-    optimizer's config (``env.num_envs=32``, ``optimizer.options.gamma=0.95``). Values follow
+    ``NAME.KEY=VALUE`` with NAME one of ``optimizers`` (the comparison's entries: an optimizer name of
+    ``--optimizers`` or a ``--config`` label) sets that entry's optimizer hyperparameter KEY
+    (``ppo.lr=3e-4``); ``SECTION.KEY=VALUE`` with SECTION a config section applies to every entry's config
+    (``env.num_envs=32``, ``optimizer.options.gamma=0.95``). ``NAME.SECTION.KEY=VALUE`` sets a config key of
+    that entry alone (``ipo-rarl.schedule.iterations=150``): collected per entry into ``sections`` when it is
+    given (as ``SECTION.KEY=VALUE`` items), refused otherwise. Values follow
     :func:`ipo_robust.overrides.parse_value`.
     """
     per_optimizer: dict[str, dict] = {}
@@ -198,17 +252,208 @@ def split_overrides(items, optimizers: list[str]) -> tuple[dict[str, dict], list
         parts, value = split_item(item, SET_USAGE, min_depth=2)
         owner, key = parts[0], ".".join(parts)
         if owner in optimizers:
+            if len(parts) > 2 and parts[1] in SCHEMA and sections is not None:
+                entry_key = ".".join(parts[1:])
+                if entry_key in ("run.seed", "run.out"):
+                    raise ConfigError(f"--set {item!r}: compare sets {entry_key} itself (use --seeds and --out)")
+                sections.setdefault(owner, []).append(item.partition(".")[2])
+                continue
             if len(parts) != 2:
-                raise ConfigError(f"--set {item!r}: expected {owner}.KEY=VALUE with KEY one hyperparameter")
+                raise ConfigError(f"--set {item!r}: expected {owner}.KEY=VALUE with KEY one hyperparameter"
+                                  + (f", or {owner}.SECTION.KEY=VALUE with SECTION a config section"
+                                     if sections is not None else ""))
             per_optimizer.setdefault(owner, {})[parts[1]] = value
         elif owner in SCHEMA:
             if key in MANAGED_KEYS:
                 raise ConfigError(f"--set {item!r}: compare sets {key} itself (use --seeds and --out)")
             shared.append(item)
         else:
-            raise ConfigError(f"--set {item!r}: {owner!r} is neither an optimizer in --optimizers "
-                              f"({', '.join(optimizers)}) nor a config section ({', '.join(SCHEMA)})")
+            raise ConfigError(f"--set {item!r}: {owner!r} is neither an entry of the comparison (an optimizer in "
+                              f"--optimizers or a --config label: {', '.join(optimizers)}) nor a config section "
+                              f"({', '.join(SCHEMA)})")
     return per_optimizer, shared
+
+
+# ------------------------------------------------------------------------------ entries and env steps
+def entry_facts(raw: Mapping) -> dict:
+    """What a training config trains: ``optimizer``, ``schedule`` (its kind), ``perturbation`` (None: the
+    env's own), ``num_envs``, ``steps``, ``iterations``, ``updates_per_iteration`` (1 for self-play, n1 + n2
+    for ipo-rarl and rarl: :class:`~ipo_robust.training.schedules.Schedule`), ``updates`` and ``env_steps``
+    = num_envs x steps x updates, the env steps the pair's training collects (every update collects one batch,
+    whoever learns from it; in rarl each agent learns from its own n1 or n2 updates' batches)."""
+    config = parse_config(raw)
+    schedule = Schedule(config.schedule)
+    num_envs, steps = int(config.env.num_envs), int(config.env.steps)
+    return {"optimizer": config.optimizer.name, "schedule": schedule.kind,
+            "perturbation": config.perturbation.name if config.perturbation.chosen else None,
+            "num_envs": num_envs, "steps": steps, "iterations": int(schedule.iterations),
+            "updates_per_iteration": int(schedule.per_iteration), "updates": int(schedule.total_updates),
+            "env_steps": num_envs * steps * int(schedule.total_updates)}
+
+
+def describe_method(facts: dict) -> str:
+    """``ipo-vpg (ipo-rarl, learned-location)``, ``ppo (self-play)``: optimizer (schedule[, perturbation])."""
+    extra = f", {facts['perturbation']}" if facts.get("perturbation") else ""
+    return f"{facts['optimizer']} ({facts['schedule']}{extra})"
+
+
+def describe_training(facts: dict) -> str:
+    """``32 env copies x 100 steps x 150 iterations x 2 updates = 960,000 env steps``."""
+    per, iterations = facts["updates_per_iteration"], facts["iterations"]
+    return (f"{facts['num_envs']} env copies x {facts['steps']} steps x {iterations} iteration"
+            f"{'s' if iterations != 1 else ''} x {per} update{'s' if per != 1 else ''} = {facts['env_steps']:,} env "
+            "steps")
+
+
+def parse_config_entries(configs) -> dict[str, object]:
+    """``--config`` values -> {label: path or raw config}, in order. Accepts a mapping label -> path or raw
+    config dict, or a sequence of ``LABEL=PATH`` / ``PATH`` texts (``PATH`` alone is labelled by its file
+    stem). Refuses a malformed or repeated label (labels name work items, run directories and ``--set
+    LABEL.KEY`` items)."""
+    if not configs:
+        return {}
+    pairs = []
+    if isinstance(configs, Mapping):
+        pairs = [(str(label), value) for label, value in configs.items()]
+    else:
+        for text in configs:
+            text = str(text)
+            label, sep, path = text.partition("=")
+            if not sep or not LABEL_PATTERN.fullmatch(label.strip()):
+                label, path = Path(text).stem, text
+            pairs.append((label.strip(), path.strip() if isinstance(path, str) else path))
+    entries: dict[str, object] = {}
+    for label, value in pairs:
+        if not LABEL_PATTERN.fullmatch(label):
+            raise ConfigError(f"--config label {label!r} (of {str(value)!r}) must be letters, digits, '-' and '_', "
+                              "starting with a letter or digit: give one with --config LABEL=PATH")
+        if label in SCHEMA:
+            raise ConfigError(f"--config label {label!r} is a config section's name (--set {label}.KEY would be "
+                              "ambiguous): give the config another label with --config LABEL=PATH")
+        if label in entries:
+            raise ConfigError(f"--config label {label!r} is given twice: labels name the comparison's entries and "
+                              "must be unique (--config LABEL=PATH)")
+        entries[label] = value
+    return entries
+
+
+def _refuse_unequal_steps(facts: dict[str, dict]) -> int:
+    """The common env steps of every entry's training, or a one-line ConfigError listing each entry's."""
+    steps = {label: f["env_steps"] for label, f in facts.items()}
+    if len(set(steps.values())) <= 1:
+        return next(iter(steps.values()))
+    listing = ", ".join(f"{label} {f['env_steps']:,} ({f['num_envs']} x {f['steps']} x {f['iterations']} x "
+                        f"{f['updates_per_iteration']})" for label, f in facts.items())
+    raise ConfigError("entries train unequal env steps (env.num_envs x env.steps x schedule.iterations x updates per "
+                      f"iteration): {listing}; every entry must train as many: equalise them with --budget, "
+                      "--set env.num_envs=N or --set LABEL.schedule.iterations=N")
+
+
+# ---------------------------------------------------------------------------------- the plain game
+def game_options(options: Mapping) -> dict:
+    """The options of an env that decide the game itself: all but :data:`TRAINING_ONLY_OPTIONS`."""
+    return {k: v for k, v in dict(options or {}).items() if k not in TRAINING_ONLY_OPTIONS}
+
+
+def plain_options(options: Mapping) -> dict:
+    """An env's options without the superpower's (:data:`SUPERPOWER_OPTIONS`): the plain game's env."""
+    return {k: v for k, v in dict(options or {}).items() if k not in SUPERPOWER_OPTIONS}
+
+
+class OwnActions(nn.Module):
+    """A trained policy restricted to its first ``dims`` action entries: its own actuators, without the
+    perturbation entries a superpower holder's policy appends (:mod:`ipo_robust.envs.mujoco.perturbations`).
+
+    ``act`` draws the whole action exactly as the policy does (the same draws from the generator) and keeps
+    the first ``dims`` entries: what an env with nobody holding the superpower does with them anyway.
+    ``distribution`` is the marginal of those entries (a diagonal Gaussian's first entries)."""
+
+    def __init__(self, policy: nn.Module, dims: int):
+        super().__init__()
+        self.policy, self.dims = policy, int(dims)
+
+    def distribution(self, obs):
+        dist = self.policy.distribution(obs)
+        base = dist.base_dist if isinstance(dist, Independent) else dist
+        if not isinstance(base, Normal):
+            raise ConfigError(f"cannot restrict a {type(dist).__name__} policy to its first {self.dims} action "
+                              "entries (a diagonal Gaussian can be)")
+        return Independent(Normal(base.loc[..., :self.dims], base.scale[..., :self.dims]), 1)
+
+    def act(self, obs, generator=None):
+        return self.policy.act(obs, generator)[..., :self.dims]
+
+    def sampler(self):
+        make = getattr(self.policy, "sampler", None)
+        if not callable(make):
+            return lambda obs, generator: self._sample(obs, generator)
+        inner = make()
+
+        def sample(obs, generator):
+            action, _ = inner(obs, generator)
+            action = action[..., :self.dims]
+            with torch.no_grad():
+                dist = self.distribution(obs)
+                return action, dist.log_prob(action.to(dist.base_dist.loc.device)).to(action.device)
+
+        return sample
+
+    def _sample(self, obs, generator):
+        with torch.no_grad():
+            action = self.act(obs, generator)
+            dist = self.distribution(obs)
+            return action, dist.log_prob(action.to(dist.base_dist.loc.device))
+
+
+def _space_dims(space) -> int | None:
+    """A Box's number of entries; None for a discrete space."""
+    return None if hasattr(space, "n") and not hasattr(space, "low") else int(np.prod(space.shape))
+
+
+def plain_victim(victim):
+    """``victim`` (:class:`~ipo_robust.evals.attacks.Victim`) projected onto the plain game: its env without
+    the superpower's options (:data:`SUPERPOWER_OPTIONS`; nobody holds it in an evaluation game anyway), each
+    agent whose trained action space carries perturbation entries given only its own (:class:`OwnActions`).
+    The victim itself when its env has no superpower options. ConfigError when the spaces do not fit (an
+    observation space that changes, or an agent with no actions of its own)."""
+    from ipo_robust.evals.attacks import Victim
+
+    if not any(key in victim.env_options for key in SUPERPOWER_OPTIONS):
+        return victim
+    options = plain_options(victim.env_options)
+    trained = victim.make_env(1, 0)
+    plain = make_env(victim.env_name, num_envs=1, seed=0, **options)
+    try:
+        agents = [_own_actions(victim.env_name, i, agent, trained, plain)
+                  for i, agent in enumerate(victim.agents)]
+    finally:
+        trained.close()
+        plain.close()
+    return Victim(tuple(agents), victim.env_name, options)
+
+
+def _own_actions(env_name: str, i: int, agent, trained, plain):
+    if tuple(trained.observation_spaces[i].shape) != tuple(plain.observation_spaces[i].shape):
+        raise ConfigError(f"agent {i + 1} of {env_name!r} observes {tuple(trained.observation_spaces[i].shape)} "
+                          f"entries in its training env but {tuple(plain.observation_spaces[i].shape)} in the plain "
+                          "game: it cannot be judged there")
+    full, own = _space_dims(trained.action_spaces[i]), _space_dims(plain.action_spaces[i])
+    if full == own:
+        return agent
+    if full is None or own is None or own == 0 or full < own:
+        raise ConfigError(f"agent {i + 1} of {env_name!r} has {own or 'no'} action entries of its own in the plain "
+                          f"game (nobody holding the superpower), {full} in its training env: it cannot be judged "
+                          "in the plain game")
+    return OwnActions(agent, own)
+
+
+def _check_plain_game(env: str, label: str, trained, plain) -> None:
+    """Refuse (one line) an entry whose trained env does not project onto the plain game (:func:`plain_victim`)."""
+    for i in (0, 1):
+        try:
+            _own_actions(env, i, None, trained, plain)
+        except ConfigError as error:
+            raise ConfigError(f"{label}: {error}") from None
 
 
 def parse_budget(value, victim_steps: int, label: str = "--attack-budget") -> int:
@@ -232,29 +477,47 @@ def parse_budget(value, victim_steps: int, label: str = "--attack-budget") -> in
                           f"a whole number of env steps >= 0, got {value!r}") from None
 
 
-def make_spec(env: str, optimizers: list[str], seeds: int = 3, updates: int | None = None,
+def make_spec(env: str | None, optimizers: list[str], seeds: int = 3, updates: int | None = None,
               attack_budget: int | str | None = None, games: int | None = None, out: str | Path = "compare",
               executor: str = "local", overrides=(), robustness_points: int = 11,
               robustness_games: int | None = None, executor_options: dict | None = None,
               robustness_opponent: str = "random", attack: str | None = None, attack_budgets=None,
               attacker_seeds: int | None = None, controls: bool = True,
-              strength_games: int | None = None) -> CompareSpec:
+              strength_games: int | None = None, configs=None) -> CompareSpec:
     """Validate everything a comparison needs, before any work: names (env, optimizers, attack,
-    executor), the ``--set`` overrides and every optimizer's full training config. Raises
+    executor), the ``--set`` overrides and every entry's full training config. Raises
     :class:`~ipo_robust.errors.ConfigError` / :class:`~ipo_robust.errors.UnknownNameError`.
 
-    ``attack``: the attack plugin (default: the env family's). ``attack_budget``: the headline budget, env
-    steps or a multiple of the victims' training (``"1x"``); ``attack_budgets``: the budget curve (a list,
-    or comma-separated text, e.g. ``"0.25x,0.5x,1x,2x"``), evaluated from one attacker's checkpoints; the
-    headline budget defaults to its largest. ``attacker_seeds``: attackers per victim and seat (default 3
-    for attacks that train, 1 for the exact best response). ``controls``: attack the known-weak victims of
-    :data:`CONTROLS` too (positive controls). ``strength_games``: games per pairing and seat of the strength
-    round robin (default ``games``; 0: none)."""
-    optimizers = [name.strip() for name in optimizers if name and name.strip()]
-    if not optimizers:
-        raise ConfigError("--optimizers is empty: give at least one optimizer name")
+    ``configs``: whole training configs as entries beside ``optimizers`` (``--config``; a mapping label ->
+    TOML path or raw config, or ``LABEL=PATH`` / ``PATH`` texts: :func:`parse_config_entries`). Each is
+    validated and built as ``train`` builds it; compare sets its ``run.seed`` per seed, ``run.out`` per work
+    item, ``run.tensorboard = false`` and ``run.checkpoint_every`` where it has none. ``env``: the env every
+    entry plays; None takes the one every config names. Every entry must train the same env steps
+    (:func:`entry_facts`) and play the same game (equal env options but :data:`TRAINING_ONLY_OPTIONS`).
+
+    ``updates``: the self-play updates of the ``optimizers`` entries (``--budget``). ``attack``: the attack
+    plugin (default: the env family's). ``attack_budget``: the headline budget, env steps or a multiple of the
+    victims' training (``"1x"``); ``attack_budgets``: the budget curve (a list, or comma-separated text, e.g.
+    ``"0.25x,0.5x,1x,2x"``), evaluated from one attacker's checkpoints; the headline budget defaults to its
+    largest. ``attacker_seeds``: attackers per victim and seat (default 3 for attacks that train, 1 for the
+    exact best response). ``controls``: attack the known-weak victims of :data:`CONTROLS` too (positive
+    controls). ``strength_games``: games per pairing and seat of the strength round robin (default ``games``;
+    0: none)."""
+    entries = parse_config_entries(configs)
+    optimizers = [name.strip() for name in (optimizers or []) if name and name.strip()]
+    if not optimizers and not entries:
+        raise ConfigError("--optimizers is empty: give at least one optimizer name (or a --config file)")
     if len(set(optimizers)) != len(optimizers):
         raise ConfigError(f"--optimizers names an optimizer twice: {', '.join(optimizers)}")
+    for label in entries:
+        if label in optimizers:
+            raise ConfigError(f"--config label {label!r} is also an optimizer in --optimizers: labels name the "
+                              "comparison's entries and must be unique; give the config another label "
+                              "(--config LABEL=PATH)")
+    files = {label: (copy.deepcopy(dict(value)) if isinstance(value, Mapping) else load_toml(value))
+             for label, value in entries.items()}
+    sources = {label: ("<dict>" if isinstance(value, Mapping) else str(value)) for label, value in entries.items()}
+    env = _entries_env(env, files, sources)
     host.resolve("env", env)  # unknown names fail here, before any work
     for name in optimizers:
         host.resolve("optimizer", name)
@@ -265,10 +528,19 @@ def make_spec(env: str, optimizers: list[str], seeds: int = 3, updates: int | No
                               ("--strength-games", strength_games, 0)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
             raise ConfigError(f"{label} must be an integer >= {low}, got {value!r}")
+    if updates is not None and not optimizers:
+        raise ConfigError("--budget sets the self-play updates of the --optimizers entries, and there are none: a "
+                          "--config entry trains its own schedule.iterations (--set LABEL.schedule.iterations=N)")
     if robustness_opponent not in ("random", "victim"):
         raise ConfigError(f"--robustness-opponent must be 'random' (a uniformly random opponent) or 'victim' (the "
                           f"pair's other agent), got {robustness_opponent!r}")
-    per_optimizer, shared = split_overrides(overrides, optimizers)
+    labels = [*entries, *optimizers]
+    sections: dict[str, list[str]] = {}
+    per_entry, shared = split_overrides(overrides, labels, sections)
+    for name in optimizers:  # an --optimizers entry is its optimizer: another one is another entry
+        if any(item.partition("=")[0].strip() == "optimizer.name" for item in sections.get(name, ())):
+            raise ConfigError(f"--set {name}.optimizer.name: compare sets optimizer.name of the --optimizers entry "
+                              f"{name!r} itself (list another optimizer in --optimizers, or give a --config)")
 
     probe = make_env(env, num_envs=1, seed=0)
     family = env_family(probe)
@@ -276,39 +548,66 @@ def make_spec(env: str, optimizers: list[str], seeds: int = 3, updates: int | No
     steps = defaults["steps"] or _episode_steps(probe)
     if hasattr(probe, "close"):
         probe.close()
-    configs = {}
+    raws = {}
+    for label in entries:  # the file, then --set for all, then this entry's hyperparameters and keys
+        run = files[label].setdefault("run", {})
+        if not isinstance(run, dict):
+            raise ConfigError(f"--config {label} ({sources[label]!r}): config: [run] must be a table")
+        run.pop("out", None)  # compare's own: OUT/runs/<label>-s<seed> (set when the item runs)
+        run.update(seed=0, tensorboard=False)  # the seed is set per item; --set run.tensorboard=true may change it
+        raw = apply_overrides(files[label], shared)
+        if label in per_entry:
+            optimizer = raw.setdefault("optimizer", {})
+            optimizer["options"] = {**optimizer.get("options", {}), **per_entry[label]}
+        raws[label] = apply_overrides(raw, sections.get(label, ()))
     for name in optimizers:
-        options = {**OPTIMIZER_DEFAULTS[family].get(name, {}), **per_optimizer.get(name, {})}
         raw = {"env": {"name": env, "num_envs": defaults["num_envs"], "steps": steps,
                        "options": dict(defaults["options"])},
                "agents": {"hidden": list(defaults["hidden"])},
-               "optimizer": {"name": name, "options": options},
+               "optimizer": {"name": name, "options": dict(OPTIMIZER_DEFAULTS[family].get(name, {}))},
                "schedule": {"kind": "self-play", "iterations": updates or defaults["updates"]},
                "run": {"seed": 0, "tensorboard": False}}
         raw = apply_overrides(raw, shared)
-        every = raw["run"].get("checkpoint_every") or max(1, raw["schedule"]["iterations"] // 5)
-        raw["run"]["checkpoint_every"] = every
-        validate(raw)  # every optimizer's config checked (its hyperparameters by its own Config) up front
-        check_config(raw).env.close()  # and built as a run builds it: env options, holders, agents, optimizer
-        configs[name] = raw
-    first = configs[optimizers[0]]
-    for raw in configs.values():  # equal samples: --set may not give one optimizer a different budget
-        for section, key in (("env", "num_envs"), ("env", "steps"), ("schedule", "iterations")):
-            if raw[section][key] != first[section][key]:
-                raise ConfigError(f"{section}.{key} differs between optimizers; every optimizer gets the same "
-                                  "training samples")
+        raw["optimizer"]["options"] = {**raw["optimizer"].get("options", {}), **per_entry.get(name, {})}
+        raws[name] = apply_overrides(raw, sections.get(name, ()))
+    configs, facts = {}, {}
+    for label, raw in raws.items():
+        resolved = validate(raw)  # every entry's config checked (its hyperparameters by its optimizer's Config)
+        if resolved["env"]["name"] != env:  # e.g. --set env.name=...
+            where = f"--config {label} ({sources[label]!r})" if label in sources else f"optimizer {label!r}"
+            raise ConfigError(f"{where} trains on {resolved['env']['name']!r}, not on {env!r}: every entry of a "
+                              "comparison must play the same env")
+        raw["run"]["checkpoint_every"] = raw["run"].get("checkpoint_every") or max(
+            1, resolved["schedule"]["iterations"] // 5)
+        setup = check_config(raw)  # and built as a run builds it: env options, holders, agents, optimizer
+        try:
+            if any(key in setup.env_options for key in SUPERPOWER_OPTIONS):  # judged in the plain game
+                plain = make_env(env, num_envs=1, seed=0, **plain_options(raw["env"].get("options", {})))
+                try:
+                    _check_plain_game(env, label, setup.env, plain)
+                finally:
+                    plain.close()
+        finally:
+            setup.env.close()
+        configs[label], facts[label] = raw, entry_facts(raw)
+    games_of = {label: game_options(raw["env"].get("options", {})) for label, raw in configs.items()}
+    if len({json.dumps(options, sort_keys=True, default=str) for options in games_of.values()}) > 1:
+        listing = ", ".join(f"{label} {options}" for label, options in games_of.items())
+        raise ConfigError(f"entries play different games: env.options other than {', '.join(TRAINING_ONLY_OPTIONS)} "
+                          f"differ ({listing}); every entry is judged in the same game")
+    victim_steps = _refuse_unequal_steps(facts)
+    first = configs[labels[0]]
 
     attack = attack or defaults["attack"]
     attack_options = dict(ATTACK_OPTIONS.get(family, {})) if attack == "ppo-adversary" else {}
     attack_object = host.create("attack", attack, **attack_options)  # options checked before any work
-    probe = make_env(env, num_envs=1, seed=0, **first["env"]["options"])  # the victims' env, as trained
+    probe = make_env(env, num_envs=1, seed=0, **plain_options(first["env"].get("options", {})))  # the plain game
     try:
         attack_object.check_env(probe, env)  # e.g. the exact best response needs a matrix game
         describe = getattr(probe, "opponent_observation_indices", None)
         masked = family == "mujoco" and callable(describe) and describe(0) is not None  # the env names them
     finally:
         probe.close()
-    victim_steps = int(first["env"]["num_envs"]) * int(first["env"]["steps"]) * int(first["schedule"]["iterations"])
     if isinstance(attack_budgets, str):
         attack_budgets = [b for b in attack_budgets.split(",") if b.strip()]
     budgets = sorted({parse_budget(b, victim_steps, "--attack-budgets") for b in (attack_budgets or [])})
@@ -321,7 +620,7 @@ def make_spec(env: str, optimizers: list[str], seeds: int = 3, updates: int | No
         default = defaults["attack_budget"] if attack == defaults["attack"] else ("1x" if trains else 0)
         headline = parse_budget(default, victim_steps)
     budgets = sorted({*budgets, headline})
-    return CompareSpec(env=env, family=family, optimizers=optimizers, seeds=list(range(seeds)), configs=configs,
+    spec = CompareSpec(env=env, family=family, optimizers=labels, seeds=list(range(seeds)), configs=configs,
                        attack=attack, attack_options=attack_options, attack_budget=headline,
                        attack_budgets=budgets if trains else [headline],
                        attacker_seeds=(attacker_seeds or 3) if trains else 1, victim_steps=victim_steps,
@@ -331,4 +630,29 @@ def make_spec(env: str, optimizers: list[str], seeds: int = 3, updates: int | No
                        robustness_points=robustness_points if family == "mujoco" else 0,
                        robustness_games=robustness_games or games or defaults["games"], out=Path(out),
                        robustness_opponent=robustness_opponent,
-                       executor=executor, executor_options=dict(executor_options or {}))
+                       executor=executor, executor_options=dict(executor_options or {}), sources=sources)
+    spec._facts.update(facts)
+    return spec
+
+
+def _entries_env(env: str | None, files: dict[str, dict], sources: dict[str, str]) -> str:
+    """The env of the comparison: ``env`` (``--env``), which every config must name, or, without it, the one
+    env every config names. One-line ConfigError otherwise."""
+    named = {label: raw.get("env", {}).get("name") if isinstance(raw.get("env"), Mapping) else None
+             for label, raw in files.items()}
+    if env is None:
+        if not named:
+            raise ConfigError("--env is required (or give --config files, which name their env)")
+        missing = [label for label, name in named.items() if not name]
+        if missing:
+            raise ConfigError(f"--config {missing[0]} ({sources[missing[0]]!r}) names no env.name: give --env")
+        if len(set(named.values())) > 1:
+            raise ConfigError("the --config files name different envs (" + ", ".join(
+                f"{label}: {name}" for label, name in named.items()) + "): every entry of a comparison must play "
+                "the same env")
+        return next(iter(named.values()))
+    for label, name in named.items():
+        if name is not None and name != env:
+            raise ConfigError(f"--config {label} ({sources[label]!r}) trains on {name!r}, not on --env {env!r}: "
+                              "every entry of a comparison must play the same env")
+    return env

@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from ipo_robust.atomic import atomic_write_text
+from ipo_robust.evals.compare_spec import describe_training
 from ipo_robust.evals.leaderboard import INTERVAL, per_seed
 from ipo_robust.evals.plots import (  # noqa: F401 - plot_exact_curves is part of this module's API
     plot_exact_curves,
@@ -172,14 +173,45 @@ def _relative(path: Path, base: Path) -> str:
 
 
 def _hyperparameters(spec) -> pd.DataFrame:
+    """Per entry: its label (``optimizer``), what it trains (``method``; the config file of a ``--config``
+    entry), its training (env copies x steps x iterations x updates per iteration = env steps), the optimizer's
+    hyperparameters and the policies' hidden widths."""
     rows = []
+    sources = getattr(spec, "sources", {})
     for name in spec.optimizers:
         config = spec.configs[name]
-        options = config["optimizer"]["options"]
-        rows.append({"optimizer": name,
-                     "hyperparameters": ", ".join(f"{k}={v}" for k, v in options.items()) or "(its defaults)",
-                     "hidden": str(config["agents"]["hidden"])})
+        options = config.get("optimizer", {}).get("options", {})
+        row = {"optimizer": name, "method": spec.method(name)}
+        if sources:
+            row["config"] = sources.get(name, "")
+        row.update({"training": spec.training(name),
+                    "hyperparameters": ", ".join(f"{k}={v}" for k, v in options.items()) or "(its defaults)",
+                    "hidden": str(config.get("agents", {}).get("hidden", "(default)"))})
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _training_line(spec) -> str:
+    """The setup's training bullet: the common env steps, and how each entry gets there when they differ in
+    anything but their optimizer."""
+    facts = {name: spec.facts(name) for name in spec.optimizers}
+    shapes = {(f["schedule"], f["num_envs"], f["steps"], f["iterations"], f["updates_per_iteration"])
+              for f in facts.values()}
+    options = next(iter(spec.configs.values())).get("env", {}).get("options", {}) if spec.configs else {}
+    if len(shapes) == 1:
+        only = next(iter(facts.values()))
+        how = f"{only['schedule']}, {describe_training(only)} per seed"
+    else:
+        how = (f"{spec.victim_steps:,} env steps per pair, every entry alike (per entry: "
+               + "; ".join(f"`{name}` {describe_training(f)}" for name, f in facts.items()) + ")")
+    line = f"equal training: {how}; env options {options or '{}'}"
+    superpower = any(f["schedule"] != "self-play" or spec.configs[name].get("schedule", {}).get("holder", "none")
+                     != "none" for name, f in facts.items())
+    if superpower:  # some pair trained with the superpower: say where every pair is judged
+        game = spec.game_options or "its default options"
+        line += (f"; every pair judged in the plain game (`{spec.env}` with {game}, nobody holding the superpower, "
+                 "dense shaping off; a superpower holder plays with its own action entries only)")
+    return line
 
 
 def compare_section(report: Report, result, image_dir: str | Path, prefix: str = "", level: int = 2) -> list[Path]:
@@ -187,8 +219,6 @@ def compare_section(report: Report, result, image_dir: str | Path, prefix: str =
     plots go to ``image_dir`` named ``<prefix>exploitability.png`` etc. Returns the plot paths."""
     spec, board = result.spec, result.leaderboard
     image_dir = Path(image_dir)
-    config = next(iter(spec.configs.values()))
-    samples = spec.samples_per_update * spec.updates
     lower = spec.bound == "lower bound"
     plots: list[Path] = []
     report.heading(f"Setup on `{spec.env}`", level)
@@ -198,15 +228,14 @@ def compare_section(report: Report, result, image_dir: str | Path, prefix: str =
               f"{spec.attacker_seeds} attacker seed{'s' if spec.attacker_seeds != 1 else ''} (the lower bound "
               f"is their max), then {spec.games} evaluation games")
     report.bullets([
-        f"optimizers: {', '.join(f'`{o}`' for o in spec.optimizers)}; seeds: {len(spec.seeds)} "
+        f"entries: {', '.join(f'`{o}`' for o in spec.optimizers)}; seeds: {len(spec.seeds)} "
         f"({', '.join(map(str, spec.seeds))})",
-        f"training (self-play, equal for every optimizer): {spec.updates} updates x "
-        f"{config['env']['num_envs']} env copies x {config['env']['steps']} steps = {samples:,} env steps per "
-        f"seed; env options {config['env']['options'] or '{}'}",
+        _training_line(spec),
         f"attack: {attack}; both seats attacked (seat 1 = agent 1, seat 2 = agent 2)",
         f"interval: {INTERVAL}; none with a single seed",
     ])
-    report.table(_hyperparameters(spec), "hyperparameters per optimizer")
+    report.table(_hyperparameters(spec), "per entry: method, training (env steps equal for every entry) and "
+                 "hyperparameters")
     column = next((c for c in ("solve_failures", "solver_warnings") if c in result.results), None)
     if column is not None:  # solver_warnings: the name in items saved before it became solve_failures
         counts = result.results.groupby(["optimizer", "seed"])[column].first().groupby("optimizer").sum()
@@ -221,6 +250,9 @@ def compare_section(report: Report, result, image_dir: str | Path, prefix: str =
                "exploitability": "exploitability (lower bound)" if lower else "exploitability (exact)",
                "exploitability_low": "95% low", "exploitability_high": "95% high", "seat1": "seat 1",
                "seat2": "seat 2", "train_seconds": "train s"}
+    if "method" in board and getattr(spec, "sources", None):  # entries that are not only optimizers: say what
+        columns = {**{k: v for k, v in columns.items() if k in ("rank", "optimizer")}, "method": "method",
+                   **{k: v for k, v in columns.items() if k not in ("rank", "optimizer")}}
     report.table(board[list(columns)].rename(columns=columns),
                  "sorted best (least exploitable) first; per seed the mean over both seats")
     report.paragraph(LOWER_BOUND_NOTE if lower else EXACT_NOTE)
@@ -293,7 +325,7 @@ def compare_section(report: Report, result, image_dir: str | Path, prefix: str =
 def noise_note(spec) -> str:
     n = len(spec.seeds)
     return (f"**Small budget: read with care.** {n} seed{'s' if n != 1 else ''} and "
-            f"{spec.samples_per_update * spec.updates:,} training env steps per seed are far below what the seed "
+            f"{spec.victim_steps:,} training env steps per seed are far below what the seed "
             "paper trains with; the numbers are noisy, the intervals are wide"
             + (" (with 2 seeds the t-quantile is 12.7)" if n == 2 else "")
             + (" or absent (one seed)" if n == 1 else "")
@@ -303,7 +335,8 @@ def noise_note(spec) -> str:
 def write_compare_report(result) -> list[Path]:
     """report.md, report.html and the plots of one ``ipo-robust compare`` in its ``out``."""
     spec = result.spec
-    report = Report(f"Exploitability of optimizers on {spec.env}")
+    what = "optimizers" if not getattr(spec, "sources", None) else "training methods"
+    report = Report(f"Exploitability of {what} on {spec.env}")
     report.paragraph(noise_note(spec))
     plots = compare_section(report, result, spec.out)
     report.paragraph("Data beside this report: `results.csv`, `leaderboard.csv`, `curves.csv`"

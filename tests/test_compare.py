@@ -270,7 +270,9 @@ def test_trained_attack_on_rps_in_game_units_with_budget_multiples_attacker_seed
     spec = compare.make_spec("rock-paper-scissors", ["ipo-vpg", "simga"], seeds=1, updates=3, games=64,
                              out=tmp_path, executor="serial", attack="ppo-adversary", attack_budget="1x",
                              attacker_seeds=2)
-    assert spec.attack_budgets == [spec.victim_steps] == [3 * spec.samples_per_update]
+    facts = spec.facts("ipo-vpg")  # 3 self-play updates of num_envs x steps
+    assert spec.attack_budgets == [spec.victim_steps] == [3 * facts["num_envs"] * facts["steps"]]
+    assert spec.env_steps == {"ipo-vpg": spec.victim_steps, "simga": spec.victim_steps}
     result = compare.run_compare(spec, progress=False, report=False)
     results = pd.read_csv(tmp_path / "results.csv")
     assert RESULTS_CONTRACT <= set(results.columns)

@@ -1,5 +1,6 @@
-"""``ipo-robust compare --env ENV --optimizers A,B --seeds N``: train every optimizer x seed, attack each
-trained pair with the same budget, print the exploitability leaderboard and write a report.
+"""``ipo-robust compare --env ENV --optimizers A,B --config LABEL=PATH --seeds N``: train every entry (an
+optimizer by self-play, or a whole training config) x seed with equal env steps, attack each trained pair
+with the same budget, print the exploitability leaderboard and write a report.
 
 Everything is checked before any work (unknown names, bad values and an ``--out`` that cannot be written
 exit 2 with one line). Finished work items are saved under ``OUT/items/`` and skipped on a re-run. See
@@ -13,22 +14,31 @@ import sys
 from ipo_robust.commands.common import check_output_dir, format_table, print_solve_failures
 from ipo_robust.errors import ConfigError
 
+DEFAULT_OPTIMIZERS = "ipo-vpg,ipo-trpo,simga,ppo"
+
 
 def add_compare_command(commands) -> None:
     compare = commands.add_parser(
-        "compare", help="train optimizers x seeds, attack each pair, print the exploitability leaderboard",
-        description="For each optimizer and seed: train a pair by self-play with equal samples, attack both "
-        "agents with the same budget (exact best response in matrix games, a PPO adversary otherwise: a lower "
-        "bound), then print the leaderboard (mean and 95% bootstrap interval over seeds) and write results.csv, "
-        "leaderboard.csv, controls.csv, report.md, report.html and plots in --out. Re-running skips finished items.",
+        "compare", help="train optimizers or configs x seeds, attack each pair, print the exploitability leaderboard",
+        description="For each entry (an optimizer trained by self-play, or a whole training config given with "
+        "--config) and seed: train a pair with equal env steps, attack both agents with the same budget (exact "
+        "best response in matrix games, a PPO adversary otherwise: a lower bound), then print the leaderboard (mean "
+        "and 95% bootstrap interval over seeds) and write results.csv, leaderboard.csv, controls.csv, report.md, "
+        "report.html and plots in --out. Re-running skips finished items.",
     )
-    compare.add_argument("--env", required=True, help="registered environment, e.g. sumo-pushers, rock-paper-scissors")
-    compare.add_argument("--optimizers", default="ipo-vpg,ipo-trpo,simga,ppo",
-                         help="comma-separated optimizer names (default ipo-vpg,ipo-trpo,simga,ppo)")
-    compare.add_argument("--seeds", type=int, default=3, help="seeds per optimizer: 0..N-1 (default 3)")
+    compare.add_argument("--env", help="registered environment, e.g. sumo-pushers, rock-paper-scissors (optional "
+                         "when --config files are given: the env they all name)")
+    compare.add_argument("--optimizers", metavar="LIST",
+                         help="comma-separated optimizer names, each trained by self-play (default "
+                         f"{DEFAULT_OPTIMIZERS} when no --config is given, else none)")
+    compare.add_argument("--config", action="append", default=[], metavar="LABEL=PATH",
+                         help="a whole training config (TOML, as for train) as one more entry, labelled LABEL in "
+                         "every table (PATH alone: labelled by the file stem); repeatable. Every entry must train "
+                         "the same env steps")
+    compare.add_argument("--seeds", type=int, default=3, help="seeds per entry: 0..N-1 (default 3)")
     compare.add_argument("--budget", type=int, metavar="UPDATES",
-                         help="training updates per run, equal for all optimizers (default: 200 for matrix "
-                         "games, 50 for iterated games, 100 otherwise)")
+                         help="self-play updates of the --optimizers entries (default: 200 for matrix games, 50 for "
+                         "iterated games, 100 otherwise); --config entries train their own schedule.iterations")
     compare.add_argument("--attack", metavar="NAME",
                          help="attack plugin (default: best-response in matrix games, ppo-adversary otherwise; "
                          "ppo-adversary works on matrix games too)")
@@ -59,8 +69,10 @@ def add_compare_command(commands) -> None:
                          help="executor plugin for the work items: local (process pool, default), serial, ray")
     compare.add_argument("--workers", type=int, metavar="N", help="local executor: worker processes (default: CPUs)")
     compare.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                         help="OPTIMIZER.KEY=VALUE sets one optimizer's hyperparameter (ppo.lr=3e-4); "
-                         "SECTION.KEY=VALUE any training-config key for all (env.num_envs=32) (repeatable)")
+                         help="OPTIMIZER.KEY=VALUE or LABEL.KEY=VALUE sets one entry's optimizer hyperparameter "
+                         "(ppo.lr=3e-4); LABEL.SECTION.KEY=VALUE one entry's config key "
+                         "(ipo-rarl.schedule.iterations=150); SECTION.KEY=VALUE any training-config key for all "
+                         "(env.num_envs=32) (repeatable)")
     compare.add_argument("--no-progress", action="store_true", help="no progress bar")
     compare.set_defaults(run=run_compare_command)
 
@@ -75,7 +87,10 @@ def run_compare_command(args) -> int:
         if args.executor != "local":
             raise ConfigError(f"--workers applies to the local executor, not {args.executor!r}")
         executor_options["max_workers"] = args.workers
-    spec = make_spec(args.env, args.optimizers.split(","), seeds=args.seeds, updates=args.budget,
+    optimizers = args.optimizers if args.optimizers is not None else ("" if args.config else DEFAULT_OPTIMIZERS)
+    if args.env is None and not args.config:
+        raise ConfigError("--env is required (or give --config files, which name their env)")
+    spec = make_spec(args.env, optimizers.split(","), seeds=args.seeds, updates=args.budget, configs=args.config,
                      attack_budget=args.attack_budget, games=args.games, out=args.out, executor=args.executor,
                      overrides=args.set, robustness_points=args.robustness_points,
                      robustness_games=args.robustness_games, executor_options=executor_options,
@@ -83,7 +98,8 @@ def run_compare_command(args) -> int:
                      attack_budgets=args.attack_budgets, attacker_seeds=args.attacker_seeds,
                      controls=not args.no_controls, strength_games=args.strength_games)
     todo, _ = pending(spec)
-    print(f"compare on {spec.env}: {len(spec.optimizers)} optimizers x {len(spec.seeds)} seeds, "
+    kinds = "entries" if spec.sources else "optimizers"
+    print(f"compare on {spec.env}: {len(spec.optimizers)} {kinds} x {len(spec.seeds)} seeds, "
           f"{len(spec.items()) - len(todo)} items already done; executor {spec.executor}", file=sys.stderr)
     result = run_compare(spec, progress=not args.no_progress)
     print_leaderboard(result)
@@ -94,7 +110,7 @@ def run_compare_command(args) -> int:
 
 
 def solve_failure_counts(result) -> dict[str, int]:
-    """Failed Krylov solves per optimizer over all seeds of a comparison (results.csv's ``solve_failures``)."""
+    """Failed Krylov solves per entry over all seeds of a comparison (results.csv's ``solve_failures``)."""
     frame = result.results
     if "solve_failures" not in frame:
         return {}
@@ -111,9 +127,12 @@ def print_leaderboard(result) -> None:
     budget = (f"; attack budget {spec.attack_budget:,} env steps = {spec.budget_multiple(spec.attack_budget):.3g}x "
               f"the victim's training, max over {spec.attacker_seeds} attacker seed"
               f"{'s' if spec.attacker_seeds != 1 else ''}") if spec.bound == "lower bound" else ""
-    print(f"{spec.env}: exploitability in game units (attacker return - partner return), {bound}; {spec.updates} "
-          f"updates x {spec.samples_per_update} samples, {len(spec.seeds)} seed{'s' if len(spec.seeds) != 1 else ''}"
+    print(f"{spec.env}: exploitability in game units (attacker return - partner return), {bound}; equal training: "
+          f"{spec.victim_steps:,} env steps per pair, {len(spec.seeds)} seed{'s' if len(spec.seeds) != 1 else ''}"
           f", 95% bootstrap interval over seeds{budget}")
+    if spec.sources:  # entries that are whole configs: say what each label trains
+        print("entries: " + "; ".join(f"{label} = {spec.method(label)}: {spec.training(label)}"
+                                      for label in spec.optimizers))
     controls = result.controls
     if len(controls):
         at = controls[controls["budget"] == spec.attack_budget]
