@@ -50,6 +50,7 @@ index into ``victim.agents`` (seat - 1); the rows convert when they are made (:f
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -149,10 +150,10 @@ def run_item(item: dict) -> dict:
     robustness = []
     if item["robustness_points"] > 0:
         values = np.linspace(0.5, 1.5, item["robustness_points"])
-        for seat in (0, 1):
+        for parameter, seat in itertools.product(item.get("robustness_parameters", ["mass"]), (0, 1)):
             try:
-                table = sweep(victim, "mass", values, games=item["robustness_games"], seed=item["seed"], seat=seat,
-                              opponent=item["robustness_opponent"])
+                table = sweep(victim, parameter, values, games=item["robustness_games"], seed=item["seed"],
+                              seat=seat, opponent=item["robustness_opponent"])
             except ConfigError:  # an agent without bodies (a rarl-* adversary acts by force only): no mass to scale
                 continue
             table["seat"] = seat + 1  # sweep's seat is the index into victim.agents; tables count from 1
@@ -302,6 +303,27 @@ def control_table(rows: pd.DataFrame, spec: CompareSpec) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def worst_case(robustness: pd.DataFrame) -> pd.DataFrame:
+    """Per optimizer, the robustness sweep's worst case: for each seed the lowest win rate over every swept
+    parameter and scale (the mean of both seats at each point), then the mean over seeds with its seed
+    bootstrap interval (none for one seed): ``worst_case_win_rate``, ``worst_case_low``, ``worst_case_high``.
+    Empty without sweep rows or win rates (a game with no winner)."""
+    if not len(robustness) or "win_rate" not in robustness or robustness["win_rate"].isna().all():
+        return pd.DataFrame()
+    from ipo_robust.evals.statistics import aggregate_groups
+
+    points = robustness.groupby(["optimizer", "seed", "parameter", "value"], sort=False)["win_rate"].mean()
+    per_seed = points.groupby(level=["optimizer", "seed"], sort=False).min().rename("worst").reset_index()
+    stats = aggregate_groups(per_seed, "optimizer", "worst")
+    rows = []
+    for name, group in per_seed.groupby("optimizer", sort=False):
+        single = len(group) < 2
+        rows.append({"optimizer": name, "worst_case_win_rate": float(stats.loc[name, "mean"]),
+                     "worst_case_low": math.nan if single else float(stats.loc[name, "mean_low"]),
+                     "worst_case_high": math.nan if single else float(stats.loc[name, "mean_high"])})
+    return pd.DataFrame(rows)
+
+
 def certification(controls: pd.DataFrame, spec: CompareSpec) -> bool | None:
     """Whether the attack beat the certifying control (:data:`CONTROLS`' first) in >= :data:`CERTIFY` of its
     games at the headline budget; None without controls."""
@@ -325,6 +347,9 @@ def assemble(spec: CompareSpec, records: list[dict], computed: int, reused: int,
     if len(masked):
         board = board.merge(masked.groupby("optimizer", sort=False)["partner_win_rate"].mean()
                             .rename("masked_partner_win_rate").reset_index(), on="optimizer", how="left")
+    worst = worst_case(robustness)
+    if len(worst):
+        board = board.merge(worst, on="optimizer", how="left")
     games, ratings = pd.DataFrame(), pd.DataFrame()
     if spec.strength_games and victims:
         from ipo_robust.evals.strength import strength_tables

@@ -150,6 +150,9 @@ class CompareSpec:
     0: no strength axis"""
     sources: dict[str, str] = field(default_factory=dict)
     """label -> the config file of a ``--config`` entry (an ``--optimizers`` entry has none)"""
+    robustness_parameters: tuple = ("mass",)
+    """the dynamics each agent is swept over (:data:`ipo_robust.evals.robustness.DYNAMICS`), each at
+    ``robustness_points`` scales in 0.5..1.5; the leaderboard's worst case is over all of them"""
     _facts: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def budget_multiple(self, budget: int) -> float:
@@ -210,6 +213,8 @@ class CompareSpec:
                         "games": int(self.games), "robustness_points": int(self.robustness_points),
                         "robustness_games": int(self.robustness_games),
                         "robustness_opponent": self.robustness_opponent}
+                if tuple(self.robustness_parameters) != ("mass",):  # (the default leaves earlier items' keys alone)
+                    item["robustness_parameters"] = list(self.robustness_parameters)
                 out.append(self._placed(item))
         env_options = plain_options(next(iter(self.configs.values()))["env"].get("options", {}))
         for control in self.controls:
@@ -483,7 +488,7 @@ def make_spec(env: str | None, optimizers: list[str], seeds: int = 3, updates: i
               robustness_games: int | None = None, executor_options: dict | None = None,
               robustness_opponent: str = "random", attack: str | None = None, attack_budgets=None,
               attacker_seeds: int | None = None, controls: bool = True,
-              strength_games: int | None = None, configs=None) -> CompareSpec:
+              strength_games: int | None = None, configs=None, robustness_parameters=("mass",)) -> CompareSpec:
     """Validate everything a comparison needs, before any work: names (env, optimizers, attack,
     executor), the ``--set`` overrides and every entry's full training config. Raises
     :class:`~ipo_robust.errors.ConfigError` / :class:`~ipo_robust.errors.UnknownNameError`.
@@ -630,7 +635,8 @@ def make_spec(env: str | None, optimizers: list[str], seeds: int = 3, updates: i
                        robustness_points=robustness_points if family == "mujoco" else 0,
                        robustness_games=robustness_games or games or defaults["games"], out=Path(out),
                        robustness_opponent=robustness_opponent,
-                       executor=executor, executor_options=dict(executor_options or {}), sources=sources)
+                       executor=executor, executor_options=dict(executor_options or {}), sources=sources,
+                       robustness_parameters=_robustness_parameters(robustness_parameters))
     spec._facts.update(facts)
     return spec
 
@@ -656,3 +662,16 @@ def _entries_env(env: str | None, files: dict[str, dict], sources: dict[str, str
             raise ConfigError(f"--config {label} ({sources[label]!r}) trains on {name!r}, not on --env {env!r}: "
                               "every entry of a comparison must play the same env")
     return env
+
+
+def _robustness_parameters(parameters) -> tuple[str, ...]:
+    """``--robustness-parameters``: names of :data:`~ipo_robust.evals.robustness.DYNAMICS` (a list or
+    comma-separated text), each once; one-line ConfigError otherwise."""
+    from ipo_robust.evals.robustness import DYNAMICS
+
+    names = [p.strip() for p in (parameters.split(",") if isinstance(parameters, str) else parameters) if p.strip()]
+    unknown = [p for p in names if p not in DYNAMICS]
+    if not names or unknown or len(set(names)) != len(names):
+        raise ConfigError(f"--robustness-parameters must name each of {', '.join(DYNAMICS)} at most once, "
+                          f"comma-separated, got {parameters!r}")
+    return tuple(names)

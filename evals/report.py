@@ -307,15 +307,30 @@ def compare_section(report: Report, result, image_dir: str | Path, prefix: str =
     else:
         report.paragraph("No learning curve: the runs recorded no `train/return1`.")
 
-    report.heading("Robustness to body mass", level + 1)
-    if len(result.robustness):
-        plots.append(plot_robustness(result.robustness, image_dir / f"{prefix}robustness.png",
-                                     f"{spec.env}: robustness to mass (mean over seeds and seats)"))
+    swept = list(dict.fromkeys(result.robustness["parameter"])) if len(result.robustness) else []
+    report.heading("Robustness to " + (" and ".join(f"body {p}" if p == "mass" else p for p in swept)
+                                       if swept else "body mass"), level + 1)
+    if swept:
         opponent = ("a uniformly random opponent (the same yardstick for every optimizer)"
                     if spec.robustness_opponent == "random" else "its own partner from training")
-        report.image(plots[-1], f"Each trained agent's mean return against {opponent} when its bodies' masses are "
-                     "scaled (`evals.robustness.sweep`, common random numbers across scales); mean over seeds and "
-                     "both seats, whiskers min..max over seeds")
+        for parameter in swept:
+            rows = result.robustness[result.robustness["parameter"] == parameter]
+            name = "robustness.png" if parameter == "mass" else f"robustness-{parameter}.png"
+            plots.append(plot_robustness(rows, image_dir / f"{prefix}{name}",
+                                         f"{spec.env}: robustness to {parameter} (mean over seeds and seats)"))
+            what = "its bodies' masses are" if parameter == "mass" else f"the {parameter} is"
+            report.image(plots[-1], f"Each trained agent's mean return against {opponent} when {what} scaled "
+                         "(`evals.robustness.sweep`, common random numbers across scales); mean over seeds and "
+                         "both seats, whiskers min..max over seeds")
+        board = result.leaderboard
+        if "worst_case_win_rate" in board:
+            parts = [f"{row.optimizer} {row.worst_case_win_rate:.2f}"
+                     + (f" [{row.worst_case_low:.2f}, {row.worst_case_high:.2f}]"
+                        if math.isfinite(row.worst_case_low) else "")
+                     for row in board.itertuples() if math.isfinite(row.worst_case_win_rate)]
+            report.paragraph(f"Worst case over the sweep of {', '.join(swept)} (per seed the lowest win rate at any "
+                             "scale, both seats averaged; mean over seeds, bootstrap interval): " + "; ".join(parts)
+                             + ". Column `worst_case_win_rate` of `leaderboard.csv`.")
     else:
         report.paragraph(f"Skipped: `{spec.env}` has no physical dynamics to perturb (robustness sweeps scale "
                          "MuJoCo body masses).")
@@ -327,7 +342,6 @@ def noise_note(spec) -> str:
     return (f"**Small budget: read with care.** {n} seed{'s' if n != 1 else ''} and "
             f"{spec.victim_steps:,} training env steps per seed are far below what the seed "
             "paper trains with; the numbers are noisy, the intervals are wide"
-            + (" (with 2 seeds the t-quantile is 12.7)" if n == 2 else "")
             + (" or absent (one seed)" if n == 1 else "")
             + ", and a ranking whose intervals overlap is not a finding.")
 

@@ -59,8 +59,12 @@ def add_compare_command(commands) -> None:
                          "random victims; without them nothing certifies the attack and the ranking says so)")
     compare.add_argument("--games", type=int, metavar="N", help="evaluation games per attack (default 64)")
     compare.add_argument("--robustness-points", type=int, default=11, metavar="N",
-                         help="MuJoCo envs: mass scales in 0.5..1.5 for the robustness curves (0: none; default 11)")
-    compare.add_argument("--robustness-games", type=int, metavar="N", help="games per mass scale (default: --games)")
+                         help="MuJoCo envs: scales in 0.5..1.5 of each swept parameter for the robustness curves "
+                              "(0: none; default 11)")
+    compare.add_argument("--robustness-games", type=int, metavar="N", help="games per scale (default: --games)")
+    compare.add_argument("--robustness-parameters", default="mass", metavar="LIST",
+                         help="dynamics swept, comma-separated: mass, friction, gear (default mass); the leaderboard's "
+                              "worst_case_win_rate is the lowest win rate over all of them")
     compare.add_argument("--robustness-opponent", default="random", choices=("random", "victim"),
                          help="who plays the swept agent: a uniformly random policy (default; the same for every "
                          "optimizer) or the pair's other agent")
@@ -94,6 +98,7 @@ def run_compare_command(args) -> int:
                      attack_budget=args.attack_budget, games=args.games, out=args.out, executor=args.executor,
                      overrides=args.set, robustness_points=args.robustness_points,
                      robustness_games=args.robustness_games, executor_options=executor_options,
+                     robustness_parameters=args.robustness_parameters,
                      robustness_opponent=args.robustness_opponent, attack=args.attack,
                      attack_budgets=args.attack_budgets, attacker_seeds=args.attacker_seeds,
                      controls=not args.no_controls, strength_games=args.strength_games)

@@ -262,3 +262,35 @@ def test_bad_config_entries_fail_before_any_work_with_one_line_and_exit_2(tmp_pa
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("ipo-robust: error:") and needle in err, err
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------------------- robustness
+def test_a_mass_and_friction_sweep_gives_each_method_its_worst_case(tmp_path, configs):
+    """--robustness-parameters mass,friction: robustness.csv holds both sweeps; the leaderboard's worst case is,
+    per seed, the lowest win rate over every parameter and scale (the mean of both seats at each point), then
+    the mean over seeds: recomputed here from robustness.csv."""
+    ipo_rarl, ppo = configs
+    out = tmp_path / "out"
+    assert main(["compare", "--config", f"ipo-rarl={ipo_rarl}", "--config", str(ppo), "--seeds", "2", "--games",
+                 "2", "--attack-budget", "0", "--attacker-seeds", "1", "--no-controls", "--strength-games", "0",
+                 "--robustness-points", "3", "--robustness-games", "2", "--robustness-parameters", "mass,friction",
+                 "--executor", "serial", "--out", str(out), "--no-progress"]) == 0
+    sweep = pd.read_csv(out / "robustness.csv")
+    assert set(sweep["parameter"]) == {"mass", "friction"} and set(sweep["seat"]) == {1, 2}
+    assert len(sweep) == 2 * 2 * 2 * 2 * 3  # methods x seeds x parameters x seats x scales
+    board = pd.read_csv(out / "leaderboard.csv").set_index("optimizer")
+    for name, rows in sweep.groupby("optimizer"):
+        worst = [min(rows[(rows["seed"] == seed) & (rows["parameter"] == p) & (rows["value"] == v)]["win_rate"].mean()
+                     for p in ("mass", "friction") for v in sorted(set(rows["value"])))
+                 for seed in (0, 1)]
+        assert board.loc[name, "worst_case_win_rate"] == pytest.approx(np.mean(worst), abs=1e-12)
+        assert board.loc[name, "worst_case_low"] <= board.loc[name, "worst_case_win_rate"] <= \
+            board.loc[name, "worst_case_high"]
+
+
+def test_unknown_robustness_parameters_are_refused_in_one_line(tmp_path, configs, capsys):
+    ipo_rarl, _ = configs
+    assert main(["compare", "--config", str(ipo_rarl), "--robustness-parameters", "mass,wind", "--out",
+                 str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--robustness-parameters" in err and "wind" in err
