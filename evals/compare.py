@@ -10,7 +10,7 @@ against a uniformly random opponent, a yardstick that is the same for every entr
 partner differs). Every entry trains the same number of env steps (env copies x steps x iterations x
 updates per iteration; :func:`~ipo_robust.evals.compare_spec.entry_facts`), whatever its schedule.
 
-Every pair is judged in the same *plain game* (:func:`~ipo_robust.evals.compare_spec.plain_victim`): the env
+Every pair is judged in the same *plain game* (:func:`~ipo_robust.evals.plain_game.plain_victim`): the env
 with the entries' shared options, nobody holding the superpower, dense shaping off in every evaluation game.
 An agent trained as a superpower holder has perturbation entries appended to its actions; in the plain game
 it plays with its own action entries only (the env would ignore the others), so attackers, the masked-victim
@@ -78,11 +78,11 @@ from ipo_robust.evals.compare_spec import (  # noqa: F401 - the spec's names are
     env_family,
     make_spec,
     parse_budget,
-    plain_victim,
     split_overrides,
 )
 from ipo_robust.evals.leaderboard import INTERVAL, leaderboard, leaderboard_rows, per_seed
 from ipo_robust.evals.metrics import wilson_interval
+from ipo_robust.evals.plain_game import plain_victim
 from ipo_robust.evals.report import write_compare_report
 from ipo_robust.evals.robustness import sweep
 from ipo_robust.locking import hold
@@ -125,7 +125,7 @@ def run_item(item: dict) -> dict:
     """Train, attack both seats (every attacker seed and budget) and sweep one entry x seed, or attack
     a known-weak victim (a control item); writes ``item["path"]`` atomically and returns what it wrote. A
     top-level function so that process pools and Ray can pickle it. The trained pair is judged in the plain
-    game (:func:`~ipo_robust.evals.compare_spec.plain_victim`: no superpower, own action entries only)."""
+    game (:func:`~ipo_robust.evals.plain_game.plain_victim`: no superpower, own action entries only)."""
     if item.get("kind") == "control":
         return run_control(item)
     began = time.perf_counter()

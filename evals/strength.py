@@ -12,7 +12,7 @@ play (:func:`strength_tables`):
 - **The plain game.** Pairs trained by different methods may come from different training envs: an
   IPO-RARL or RARL run's superpower holder has perturbation entries appended to its actions and its env
   carries the perturbation and holder options. Every player is first projected onto the plain game
-  (:func:`~ipo_robust.evals.compare_spec.plain_victim`): the env without the superpower's options (nobody
+  (:func:`~ipo_robust.evals.plain_game.plain_victim`): the env without the superpower's options (nobody
   holds it in an evaluation game), each agent given only the action entries that game takes (its own
   actuators; with nobody holding the superpower the env ignores the rest anyway). Every pairing, and the
   games against random, are then played in that one game. Players whose plain games still differ (other
@@ -39,8 +39,8 @@ from ipo_robust.errors import ConfigError
 from ipo_robust.evals.attacks import ATTACKS
 from ipo_robust.evals.attacks.play import PolicyActor, play_games
 from ipo_robust.evals.attacks.victim import Victim, game_env
-from ipo_robust.evals.compare_spec import game_options, plain_victim
 from ipo_robust.evals.metrics import Outcomes, wilson_interval
+from ipo_robust.evals.plain_game import game_options, plain_victim
 
 
 def _play(env, agent_1, agent_2, games: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
