@@ -95,8 +95,8 @@ def leaderboard_rows(board: pd.DataFrame) -> list[tuple[str, ...]]:
         extra = ()
         if strength:
             spread = ("" if row.strength_low != row.strength_low else
-                      f" [{row.strength_low:.2g}, {row.strength_high:.2g}]")
-            extra = (f"{row.strength:.2g}{spread}", f"{row.win_vs_random:.2f}")
+                      f" [{row.strength_low:+.2f}, {row.strength_high:+.2f}]")
+            extra = (f"{round(row.strength, 2) + 0.0:+.2f}{spread}", f"{row.win_vs_random:.2f}")  # log-odds units
         rows.append((rank, row.optimizer, str(row.seeds), f"{row.exploitability:.3g}", interval,
                      f"{row.seat1:.3g}", f"{row.seat2:.3g}", *extra, f"{row.train_seconds:.1f}"))
     return rows
