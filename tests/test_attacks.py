@@ -288,3 +288,26 @@ def test_ppo_adversary_shaping_anneals_linearly_to_sparse(monkeypatch):
     assert weights[start:start + 4] == pytest.approx([2.0, 1.5, 1.0, 0.5])
     others = weights[:start] + weights[start + 4:]
     assert len(others) >= 3 and all(w == 0.0 for w in others)
+
+
+def test_ppo_adversary_defaults_anneal_the_shaping_from_1_with_80_gradient_steps_per_batch(monkeypatch):
+    """Issue 16's defaults: the attacker trains on the env's dense shaping at weight 1 annealed linearly to 0 at
+    the budget (a training aid; the games stay sparse), with 10 epochs x 8 minibatches per PPO batch."""
+    config = ATTACKS["ppo-adversary"]().config
+    assert (config.epochs, config.minibatches, config.shaping, config.sparse) == (10, 8, 1.0, True)
+    weights = []
+    original = Victim.make_env
+
+    def recording(self, num_envs, seed):
+        env = original(self, num_envs, seed)
+        set_shaping = env.set_shaping
+        env.set_shaping = lambda w: (weights.append(w), set_shaping(w))[1]
+        return env
+
+    monkeypatch.setattr(Victim, "make_env", recording)
+    env = ipo_robust.make_env("sumo-pushers", num_envs=1, seed=0)
+    victim = Victim(ipo_robust.make_agents(env, seed=0, hidden=(4,)), "sumo-pushers", {"shaping": 0.5})
+    ATTACKS["ppo-adversary"](num_envs=2, steps=8, hidden=(4,)).run(victim, seat=0, budget=32, games=2, seed=0)
+    start = weights.index(1.0)
+    assert weights[start:start + 2] == pytest.approx([1.0, 0.5])  # 1 * (1 - done / 32) before each batch of 16
+    assert all(w == 0.0 for w in weights[:start] + weights[start + 2:])

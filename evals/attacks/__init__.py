@@ -16,12 +16,12 @@ Built-in attacks (``kind`` says how to read ``exploitability``):
 - ``ppo-adversary`` (``lower-bound``): the adversarial-policy protocol of Gleave et al. (2020,
   "Adversarial Policies: Attacking Deep Reinforcement Learning"). The victim never changes (its weights
   are bit-identical afterwards); a fresh attacker policy is trained with PPO for ``budget`` env steps
-  against it on the env's sparse win/loss reward (a sumo env's shaping is switched off), then both play
-  ``games`` games with sampled actions. Exploitability estimate = the attacker's win rate against the
-  victim minus the win rate of a *reference* attacker, trained with the same budget, seed and
-  hyperparameters against a uniformly random policy in the victim's seat (``reference="random"``);
-  ``details["return_gap"]`` is the same difference in mean episode return. ``reference="none"`` skips
-  the reference and reports the raw win rate.
+  against it, on the env's dense shaping annealed linearly to the sparse win/loss reward by the end of the
+  budget (``shaping``, 1.0 by default; 0 trains on the sparse reward throughout), then both play ``games``
+  games with sampled actions and shaping off. Exploitability, in game units: the attacker's mean return
+  minus the mean return the victim's own trained partner gets in that seat against it
+  (``partner_return``). ``reference="random"`` adds ``details["reference_gap"]``: the attacker's win
+  rate minus that of an attacker trained with the same budget against a uniformly random victim.
 - ``best-response`` (``exact``): the exact best response to the victim in matrix games (one-shot or
   repeated) and iterated matrix games (an MDP over the memory-one states, solved by policy iteration on
   the exact discounted values, or by backward induction over the episode's horizon). Exploitability =
