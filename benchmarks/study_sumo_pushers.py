@@ -60,8 +60,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="study-sumo-pushers")
     parser.add_argument("--executor", default="local", choices=("local", "ray", "serial"))
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--iterations", type=int, default=30,
-                        help="ipo-rarl iterations (2 updates each); the default trains every pair for 192,000 env steps")
+    parser.add_argument("--iterations", type=int, default=25,
+                        help="ipo-rarl iterations (2 updates each); 25: every pair trains 160,000 env steps")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--print", action="store_true", help="print the compare command and exit")
     args, extra = parser.parse_known_args(argv)
