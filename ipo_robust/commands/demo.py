@@ -28,7 +28,7 @@ DEMO: dict[str, dict] = {
     "full": {
         "exact": {"optimizers": ["simga", "lookahead", "cgd", "ncgd"], "iterations": 1500, "lr": 0.5},
         "rps": {"optimizers": ["ipo-vpg", "simga"], "seeds": 3, "updates": 200, "games": 64, "set": []},
-        "sumo": {"optimizers": ["ipo-vpg", "simga", "ppo"], "seeds": 2, "updates": 150, "attack_budget": 49_152,
+        "sumo": {"optimizers": ["ipo-vpg", "simga", "ppo"], "seeds": 2, "updates": 150, "attack_budget": 120_000,
                  "attacker_seeds": 1, "games": 64, "robustness_points": 5, "robustness_games": 32,
                  "set": ["env.options.max_episode_steps=100"]},
     },
