@@ -1,4 +1,4 @@
-"""``ipo-robust demo``: the project's main job on an embedded default, in about 2.5 minutes on two idle cores.
+"""``ipo-robust demo``: the project's main job on an embedded default, in about 4 minutes on two idle cores.
 
 1. Rock-paper-scissors with exact gradients: simga, lookahead, cgd and ncgd from the seed paper's start,
    exact exploitability per iteration (:func:`ipo_robust.evals.exact_comparison.compare_on_matrix_game`).
@@ -44,7 +44,7 @@ DEMO: dict[str, dict] = {
 
 def add_demo_command(commands) -> None:
     demo = commands.add_parser(
-        "demo", help="the main job in ~2.5 minutes on 2 idle cores: exact RPS comparison, then a small compare on "
+        "demo", help="the main job in ~4 minutes on 2 idle cores: exact RPS comparison, then a small compare on "
         "sumo-pushers",
         description="Compare optimizers on rock-paper-scissors (exact gradients, exact exploitability; then from "
         "samples with the exact best-response attack) and on sumo-pushers (equal samples, a PPO adversary: lower "
