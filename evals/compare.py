@@ -310,18 +310,11 @@ def worst_case(robustness: pd.DataFrame) -> pd.DataFrame:
     Empty without sweep rows or win rates (a game with no winner)."""
     if not len(robustness) or "win_rate" not in robustness or robustness["win_rate"].isna().all():
         return pd.DataFrame()
-    from ipo_robust.evals.statistics import aggregate_groups
+    from ipo_robust.evals.statistics import group_summary
 
     points = robustness.groupby(["optimizer", "seed", "parameter", "value"], sort=False)["win_rate"].mean()
     per_seed = points.groupby(level=["optimizer", "seed"], sort=False).min().rename("worst").reset_index()
-    stats = aggregate_groups(per_seed, "optimizer", "worst")
-    rows = []
-    for name, group in per_seed.groupby("optimizer", sort=False):
-        single = len(group) < 2
-        rows.append({"optimizer": name, "worst_case_win_rate": float(stats.loc[name, "mean"]),
-                     "worst_case_low": math.nan if single else float(stats.loc[name, "mean_low"]),
-                     "worst_case_high": math.nan if single else float(stats.loc[name, "mean_high"])})
-    return pd.DataFrame(rows)
+    return group_summary(per_seed, "optimizer", "worst", "worst_case_win_rate", "worst_case_low", "worst_case_high")
 
 
 def certification(controls: pd.DataFrame, spec: CompareSpec) -> bool | None:

@@ -196,6 +196,23 @@ def aggregate_groups(table: pd.DataFrame, by: str, value: str, **options) -> pd.
     return aggregate(scores, low, high if high > low else low + 1.0, **options).set_index("name")
 
 
+def group_summary(table: pd.DataFrame, by: str, value: str, name: str | None = None,
+                  low: str | None = None, high: str | None = None) -> pd.DataFrame:
+    """Per group of ``table[by]`` (e.g. an optimizer's seeds): the mean of ``table[value]`` and its seed bootstrap
+    interval (:func:`aggregate_groups`), none (NaN) for a group of one. Columns ``by``, ``name`` (default
+    ``value``), ``low`` and ``high`` (default ``name + "_low"`` / ``"_high"``), groups in order of appearance."""
+    name = name or value
+    low, high = low or f"{name}_low", high or f"{name}_high"
+    stats = aggregate_groups(table, by, value)
+    rows = []
+    for group_name, group in table.groupby(by, sort=False):
+        single = len(group) < 2
+        rows.append({by: group_name, name: float(stats.loc[group_name, "mean"]),
+                     low: math.nan if single else float(stats.loc[group_name, "mean_low"]),
+                     high: math.nan if single else float(stats.loc[group_name, "mean_high"])})
+    return pd.DataFrame(rows)
+
+
 def probability_of_improvement(scores_x, scores_y, reps: int = 2000, seed: int = 0, confidence: float = 0.95, *,
                                higher_is_better: bool) -> tuple[float, float, float]:
     """(p, low, high): the probability that a run of X scores better than a run of Y, with its interval.

@@ -106,7 +106,7 @@ def strength_tables(players: dict[str, tuple[str, Victim]], games: int, seed: in
     Per player: Bradley-Terry ``strength`` with its interval, ``elo``, and the win rate against random. Per
     optimizer: ``strength`` (mean over its seeds) with the seed bootstrap interval (none for one seed), and
     ``win_vs_random`` (mean over seeds)."""
-    from ipo_robust.evals.statistics import aggregate_groups, bradley_terry
+    from ipo_robust.evals.statistics import bradley_terry, group_summary
 
     victims = plain_players({name: victim for name, (_, victim) in players.items()})
     table = round_robin(victims, games, seed, num_envs)
@@ -119,12 +119,6 @@ def strength_tables(players: dict[str, tuple[str, Victim]], games: int, seed: in
     random_rows = pd.DataFrame([{"name": name, **versus_random(victim, games, seed, num_envs)}
                                 for name, victim in victims.items()])
     ratings = ratings.merge(random_rows, on="name")
-    stats = aggregate_groups(ratings, "optimizer", "strength")
-    rows = []
-    for name, group in ratings.groupby("optimizer", sort=False):
-        single = len(group) < 2
-        rows.append({"optimizer": name, "strength": float(stats.loc[name, "mean"]),
-                     "strength_low": math.nan if single else float(stats.loc[name, "mean_low"]),
-                     "strength_high": math.nan if single else float(stats.loc[name, "mean_high"]),
-                     "win_vs_random": float(group["win_vs_random"].mean())})
-    return table, ratings, pd.DataFrame(rows)
+    per_optimizer = group_summary(ratings, "optimizer", "strength")
+    per_optimizer["win_vs_random"] = ratings.groupby("optimizer", sort=False)["win_vs_random"].mean().to_numpy()
+    return table, ratings, per_optimizer

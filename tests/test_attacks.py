@@ -265,9 +265,8 @@ def test_bad_run_arguments_raise_a_config_error(kwargs, bad):
         ATTACKS["random"]().run(rps_victim([0.0, 0.0, 0.0]), **arguments)
 
 
-def test_ppo_adversary_shaping_anneals_linearly_to_sparse(monkeypatch):
-    """Option shaping: the attacker's env starts at that dense shaping weight and is annealed linearly to 0 at
-    the largest budget (Gleave et al. 2020); the evaluation games stay sparse."""
+def record_shaping(monkeypatch) -> list[float]:
+    """Every shaping weight set on an env a Victim makes, in order (the attacker's and the games' envs)."""
     weights = []
     original = Victim.make_env
 
@@ -278,6 +277,13 @@ def test_ppo_adversary_shaping_anneals_linearly_to_sparse(monkeypatch):
         return env
 
     monkeypatch.setattr(Victim, "make_env", recording)
+    return weights
+
+
+def test_ppo_adversary_shaping_anneals_linearly_to_sparse(monkeypatch):
+    """Option shaping: the attacker's env starts at that dense shaping weight and is annealed linearly to 0 at
+    the largest budget (Gleave et al. 2020); the evaluation games stay sparse."""
+    weights = record_shaping(monkeypatch)
     env = ipo_robust.make_env("sumo-pushers", num_envs=1, seed=0)
     victim = Victim(ipo_robust.make_agents(env, seed=0, hidden=(4,)), "sumo-pushers", {"shaping": 0.5})
     ATTACKS["ppo-adversary"](num_envs=2, steps=8, hidden=(4,), shaping=2.0).run(victim, seat=0, budget=64, games=2,
@@ -295,16 +301,7 @@ def test_ppo_adversary_defaults_anneal_the_shaping_from_1_with_80_gradient_steps
     the budget (a training aid; the games stay sparse), with 10 epochs x 8 minibatches per PPO batch."""
     config = ATTACKS["ppo-adversary"]().config
     assert (config.epochs, config.minibatches, config.shaping, config.sparse) == (10, 8, 1.0, True)
-    weights = []
-    original = Victim.make_env
-
-    def recording(self, num_envs, seed):
-        env = original(self, num_envs, seed)
-        set_shaping = env.set_shaping
-        env.set_shaping = lambda w: (weights.append(w), set_shaping(w))[1]
-        return env
-
-    monkeypatch.setattr(Victim, "make_env", recording)
+    weights = record_shaping(monkeypatch)
     env = ipo_robust.make_env("sumo-pushers", num_envs=1, seed=0)
     victim = Victim(ipo_robust.make_agents(env, seed=0, hidden=(4,)), "sumo-pushers", {"shaping": 0.5})
     ATTACKS["ppo-adversary"](num_envs=2, steps=8, hidden=(4,)).run(victim, seat=0, budget=32, games=2, seed=0)
