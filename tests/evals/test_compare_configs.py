@@ -51,11 +51,13 @@ out = "runs/ignored"
 checkpoint_every = 10
 """
 
-PPO = ENV + """
+PPO_OPTIMIZER = """
 [optimizer]
 name = "ppo"
 options = {{ lr = 0.001 }}
+"""
 
+PPO = ENV + PPO_OPTIMIZER + """
 [schedule]
 kind = "self-play"
 iterations = {iterations}
@@ -64,11 +66,7 @@ iterations = {iterations}
 out = "runs/ignored"
 """
 
-RARL = ENV + """
-[optimizer]
-name = "ppo"
-options = {{ lr = 0.001 }}
-
+RARL = ENV + PPO_OPTIMIZER + """
 [perturbation]
 name = "learned-location"
 
