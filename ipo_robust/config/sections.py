@@ -302,7 +302,7 @@ RESUMABLE_CHANGES = {("run", "out"), ("run", "checkpoint_every"), ("run", "keep"
 
 #: keys added after checkpoints were first written: a checkpoint's config without one is not compared on
 #: it (resuming checks the agents' policy specs instead, which is what the key decides)
-ADDED_KEYS = {("agents", "state_dependent_std"), ("run", "device")}
+ADDED_KEYS = {("agents", "state_dependent_std")}  # (run.device is a RESUMABLE_CHANGES key: never compared)
 
 #: env options that change how fast a run goes, never what it computes (the threads stepping env copies):
 #: a resume may change them
