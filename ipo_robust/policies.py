@@ -88,10 +88,10 @@ def _dimension_set(dims, act_dim: int) -> tuple[int, ...]:
 
 
 def _parameter_dtype(module: nn.Module) -> torch.dtype:
-    return _placement(module)[0]
+    return placement(module)[0]
 
 
-def _placement(module: nn.Module) -> tuple[torch.dtype, torch.device]:
+def placement(module: nn.Module) -> tuple[torch.dtype, torch.device]:
     """(dtype, device) of the module's first floating parameter (the default dtype on the CPU without one)."""
     for p in module.parameters():
         if p.is_floating_point():
@@ -147,7 +147,7 @@ class Policy(nn.Module):
 
     def _as_obs(self, obs) -> torch.Tensor:
         """Observations as the parameters hold numbers: their dtype, on their device."""
-        dtype, device = _placement(self)
+        dtype, device = placement(self)
         return torch.as_tensor(obs).to(device=device, dtype=dtype)
 
 

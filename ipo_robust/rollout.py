@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ipo_robust.batch import Batch, reverse_segment_cumsum, segment_cumsum
+from ipo_robust.policies import placement as parameter_placement
 from ipo_robust.policies import sample_action
 
 __all__ = ["Batch", "collect", "reverse_segment_cumsum", "segment_cumsum"]
@@ -26,14 +27,6 @@ def _env_action(a: np.ndarray, space) -> np.ndarray:
     if hasattr(space, "low") and hasattr(space, "high"):
         return np.clip(a.astype(np.float64), space.low, space.high)
     return a
-
-
-def _parameter_of(policy: torch.nn.Module) -> tuple[torch.dtype, torch.device]:
-    """(dtype, device) of the policy's first floating parameter (default dtype, CPU without one)."""
-    for p in policy.parameters():
-        if p.is_floating_point():
-            return p.dtype, p.device
-    return torch.get_default_dtype(), torch.device("cpu")
 
 
 def _sampler_of(policy, device: torch.device):
@@ -72,7 +65,7 @@ def collect(env, agents: Sequence[torch.nn.Module], steps: int,
     if len(agents) != 2:
         raise ValueError(f"collect needs two agents (policy1, policy2), got {len(agents)}")
     T, N = int(steps), env.num_envs
-    placement = [_parameter_of(a) for a in agents]
+    placement = [parameter_placement(a) for a in agents]
     samplers = [_sampler_of(a, device) for a, (_, device) in zip(agents, placement, strict=True)]
     spaces = env.action_spaces
     obs = env.reset()
