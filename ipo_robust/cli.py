@@ -56,10 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # headless by default: dm_control otherwise tries GLFW (an X display) on import; render needs EGL anyway
-    os.environ.setdefault("MUJOCO_GL", "egl")
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Headless by default, chosen before anything imports mujoco (nothing does while parsing): dm_control would
+    # otherwise try GLFW (an X display). Only `render` draws, and it needs EGL; every other command simulates
+    # only, so it asks for no OpenGL at all and runs on machines without libEGL.
+    os.environ.setdefault("MUJOCO_GL", "egl" if args.command == "render" else "disable")
     try:
         if args.disable_plugin:
             host.reload(disabled=args.disable_plugin)

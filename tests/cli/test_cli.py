@@ -158,3 +158,19 @@ def test_plugins_table_fits_the_terminal_width(tmp_path, columns):
     registered = [item for record in records for item in record["registers"]]
     assert registered and all(item in shown for item in registered), set(registered) - shown
     assert "failed: import failed: ModuleNotFoundError" in " ".join(line.strip() for line in lines)
+
+
+@pytest.mark.parametrize("argv, backend", [
+    (["plugins"], "disable"),  # every command but render only simulates: no OpenGL, so no libEGL needed
+    (["render", "sumo-pushers", "--out", "episode.avi"], "egl"),  # refused (suffix) after the backend is chosen
+])
+def test_opengl_backend_default_is_egl_for_render_only(monkeypatch, capsys, argv, backend):
+    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    main(argv)
+    assert os.environ["MUJOCO_GL"] == backend
+
+
+def test_opengl_backend_set_by_the_user_is_kept(monkeypatch, capsys):
+    monkeypatch.setenv("MUJOCO_GL", "osmesa")
+    assert main(["plugins"]) == 0
+    assert os.environ["MUJOCO_GL"] == "osmesa"
