@@ -314,24 +314,30 @@ class LayerFactorScores(ScoreJacobian):
     def jvp(self, v):
         M = self.shape[0] * self.shape[1]
         per_layer: dict[nn.Linear, list] = {}
-        u = torch.zeros(M, dtype=self.dtype, device=self.device)
+        u = None
         for slot, tangent in zip(self.slots, self.split(v), strict=True):
             if slot is None:
                 continue
             kind, m = slot
             if kind == "log_std":
-                u = u + self.log_std_scores @ tangent
+                term = self.log_std_scores @ tangent
             elif kind == "table":
                 features, delta = self.table
-                u = u + ((features @ tangent) * delta).sum(1)
+                term = ((features @ tangent) * delta).sum(1)
             else:
                 per_layer.setdefault(m, [None, None])[0 if kind == "weight" else 1] = tangent
+                continue
+            u = term if u is None else u.add_(term)
         for m, (V, vb) in per_layer.items():
             A, Delta = self.layers[m]
-            z = A @ V.T if V is not None else torch.zeros_like(Delta)
-            if vb is not None:
-                z = z + vb
-            u = u + (z * Delta).sum(1)
+            if V is None:
+                term = Delta @ vb  # rowsum(vb * Delta)
+            else:
+                z = A @ V.T if vb is None else torch.addmm(vb, A, V.T)  # the layer's output tangent
+                term = torch.linalg.vecdot(z, Delta)  # rowsum(z * Delta) without the (M, out) product
+            u = term if u is None else u.add_(term)
+        if u is None:
+            u = torch.zeros(M, dtype=self.dtype, device=self.device)
         return u.reshape(self.shape)
 
     def vjp(self, c):
@@ -350,8 +356,14 @@ class LayerFactorScores(ScoreJacobian):
                 parts.append((features.T @ (delta * c[:, None])).reshape(-1))
                 continue
             A, Delta = self.layers[m]
-            weighted = Delta * c[:, None]
-            parts.append((weighted.T @ A).reshape(-1) if kind == "weight" else weighted.sum(0))
+            if kind == "bias":
+                parts.append(c @ Delta)  # sum_m c_m delta_m
+                continue
+            # (Delta * c)^T A = Delta^T (c * A): weight the narrower of the two by c
+            if A.shape[1] <= Delta.shape[1]:
+                parts.append((Delta.T @ (A * c[:, None])).reshape(-1))
+            else:
+                parts.append(((Delta * c[:, None]).T @ A).reshape(-1))
         return torch.cat(parts)
 
 

@@ -462,3 +462,24 @@ def test_layer_factors_match_double_backward_on_categorical_mlps_and_fall_back_e
     assert estimate_local_game(batch, *wrapped, gamma=0.9).info["method"] == "double-backward/layer-factors"
     with pytest.raises(ValueError, match="method 'layer-factors' needs"):
         estimate_local_game(batch, *wrapped, gamma=0.9, method="layer-factors")
+
+
+@pytest.mark.parametrize("frozen", ["mean_net.0.weight", "mean_net.2.bias", "log_std"])
+def test_layer_factors_match_double_backward_with_a_frozen_weight_bias_or_log_std(frozen):
+    """A layer whose weight (or bias) is frozen keeps only its other part in the factored products;
+    frozen entries get zero rows and columns. The reference is autograd through the same networks."""
+    env = DriftEnv(6, seed=4)
+    torch.manual_seed(3)
+    agents = (GaussianMLPPolicy(3, 2, hidden=(5, 4)).double(), GaussianMLPPolicy(3, 2, hidden=(4,)).double())
+    dict(agents[0].named_parameters())[frozen].requires_grad_(False)
+    batch = collect(env, agents, steps=9, generator=torch.Generator().manual_seed(6))
+    gen = torch.Generator().manual_seed(7)
+    p1, p2 = (sum(p.numel() for p in a.parameters()) for a in agents)
+    v1, v2 = torch.randn(p1, dtype=F64, generator=gen), torch.randn(p2, dtype=F64, generator=gen)
+    reference = estimate_local_game(batch, *agents, gamma=0.95, method="double-backward", fisher="empirical")
+    factored = estimate_local_game(batch, *agents, gamma=0.95, method="layer-factors", fisher="empirical")
+    for a, b in [(reference.g1, factored.g1), (reference.D12 @ v2, factored.D12 @ v2),
+                 (reference.D21 @ v1, factored.D21 @ v1), (reference.D12.rmatvec(v1), factored.D12.rmatvec(v1)),
+                 (reference.F1 @ v1, factored.F1 @ v1)]:
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert (factored.D21 @ v1).abs().max() > 0 and (factored.D12 @ v2).abs().max() > 0
