@@ -122,23 +122,31 @@ class Batch:
         return out[0], out[1]
 
 
-def segment_cumsum(x: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+def segment_starts(first: torch.Tensor) -> torch.Tensor:
+    """For each step, the time index of its episode's first step: (T, N) int64 from ``first`` (T, N) bool.
+    Depends on the markers only, so a caller summing many vectors over one batch computes it once."""
+    index = torch.arange(first.shape[0], device=first.device).unsqueeze(1).expand_as(first)
+    return torch.where(first, index, torch.zeros_like(index)).cummax(0).values
+
+
+def segment_cumsum(x: torch.Tensor, first: torch.Tensor, starts: torch.Tensor | None = None) -> torch.Tensor:
     """Cumulative sum along time (dim 0) restarting at every ``first`` step: y[t] = sum_{k in ep, k<=t} x[k].
 
-    x: (T, N) float, first: (T, N) bool. Accumulates in float64; returns x's dtype.
+    x: (T, N) float, first: (T, N) bool; ``starts``: ``segment_starts(first)`` if already at hand.
+    Accumulates in float64; returns x's dtype.
     """
-    T = x.shape[0]
     x64 = x.to(torch.float64)
     total = torch.cumsum(x64, 0)
-    index = torch.arange(T, device=x.device).unsqueeze(1).expand_as(first)
-    start = torch.where(first, index, torch.zeros_like(index)).cummax(0).values  # first step of the episode
+    start = segment_starts(first) if starts is None else starts
     before = torch.cat([torch.zeros_like(total[:1]), total], 0)  # before[k] = sum_{j<k} x[j]
     return (total - before.gather(0, start)).to(x.dtype)
 
 
-def reverse_segment_cumsum(x: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
+def reverse_segment_cumsum(x: torch.Tensor, done: torch.Tensor, starts: torch.Tensor | None = None
+                           ) -> torch.Tensor:
     """Sum to the end of the episode: y[t] = sum_{k in ep, k>=t} x[k] (episodes end at ``done``).
 
-    x: (T, N), done: (T, N) bool. A row's last, unfinished episode sums to the end of the batch.
+    x: (T, N), done: (T, N) bool; ``starts``: ``segment_starts(done.flip(0))`` if already at hand.
+    A row's last, unfinished episode sums to the end of the batch.
     """
-    return segment_cumsum(x.flip(0), done.flip(0)).flip(0)
+    return segment_cumsum(x.flip(0), done.flip(0), starts).flip(0)

@@ -8,6 +8,7 @@ import ipo_robust
 from ipo_robust.envs.base import Box, TwoAgentEnv
 from ipo_robust.envs.matrix import make_iterated_env, make_matrix_env
 from ipo_robust.policies import GaussianMLPPolicy, TabularCategoricalPolicy, make_policy
+from ipo_robust.batch import segment_starts
 from ipo_robust.rollout import Batch, collect, reverse_segment_cumsum, segment_cumsum
 
 
@@ -58,6 +59,11 @@ def test_segment_sums_restart_at_episode_boundaries():
     done = torch.tensor([False, False, True, False, True]).unsqueeze(1)
     assert segment_cumsum(x, first)[:, 0].tolist() == [1.0, 3.0, 6.0, 10.0, 30.0]
     assert reverse_segment_cumsum(x, done)[:, 0].tolist() == [6.0, 5.0, 3.0, 30.0, 20.0]
+    # the episode starts, computed once and passed in (as the mixed products do for every matvec)
+    assert segment_starts(first)[:, 0].tolist() == [0, 0, 0, 3, 3]
+    assert segment_cumsum(x, first, segment_starts(first))[:, 0].tolist() == [1.0, 3.0, 6.0, 10.0, 30.0]
+    backward = segment_starts(done.flip(0))
+    assert reverse_segment_cumsum(x, done, backward)[:, 0].tolist() == [6.0, 5.0, 3.0, 30.0, 20.0]
 
 
 def hand_built_batch():

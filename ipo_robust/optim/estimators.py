@@ -73,7 +73,7 @@ import torch
 from torch import nn
 from torch.distributions import kl_divergence
 
-from ipo_robust.batch import Batch, reverse_segment_cumsum, segment_cumsum
+from ipo_robust.batch import Batch, reverse_segment_cumsum, segment_cumsum, segment_starts
 from ipo_robust.optim.jacobians import ScoreJacobian, auto_method, make_scores
 from ipo_robust.optim.local_game import LocalGame
 from ipo_robust.optim.operators import LinearOperator
@@ -146,11 +146,12 @@ def _weights(batch: Batch, gamma: float, estimator: str, critics, baselines, zer
 def _mixed_operator(G: torch.Tensor, S_out: ScoreJacobian, S_in: ScoreJacobian, batch: Batch,
                     episodes: int) -> Callable[[torch.Tensor], torch.Tensor]:
     """v (p_in,) -> (1/E) S_out^T c, c_k = G_k U_k + sum_{m>k} G_m u_m, u = S_in v: eq. (13)/(14) via (*)."""
+    forward, backward = segment_starts(batch.first), segment_starts(batch.done.flip(0))  # once per game
 
     def matvec(v: torch.Tensor) -> torch.Tensor:
         u = S_in.jvp(v).to(torch.float64)  # u_l = s_in,l . v
         Gu = G * u
-        c = G * segment_cumsum(u, batch.first) + reverse_segment_cumsum(Gu, batch.done) - Gu
+        c = G * segment_cumsum(u, batch.first, forward) + reverse_segment_cumsum(Gu, batch.done, backward) - Gu
         return S_out.vjp(c) / episodes
 
     return matvec
