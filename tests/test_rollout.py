@@ -5,10 +5,10 @@ import pytest
 import torch
 
 import ipo_robust
+from ipo_robust.batch import segment_starts
 from ipo_robust.envs.base import Box, TwoAgentEnv
 from ipo_robust.envs.matrix import make_iterated_env, make_matrix_env
 from ipo_robust.policies import GaussianMLPPolicy, TabularCategoricalPolicy, make_policy
-from ipo_robust.batch import segment_starts
 from ipo_robust.rollout import Batch, collect, reverse_segment_cumsum, segment_cumsum
 
 
