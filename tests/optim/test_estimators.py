@@ -441,14 +441,7 @@ def test_layer_factors_match_double_backward_on_categorical_mlps_and_fall_back_e
     agents = tuple(make_policy(env.observation_spaces[i], env.action_spaces[i], hidden=(6, 5), dtype=F64)
                    for i in (0, 1))
     batch = collect(env, agents, steps=8, generator=torch.Generator().manual_seed(4))
-    gen = torch.Generator().manual_seed(5)
-    p1, p2 = (sum(p.numel() for p in a.parameters()) for a in agents)
-    v1, v2 = torch.randn(p1, dtype=F64, generator=gen), torch.randn(p2, dtype=F64, generator=gen)
-    reference = estimate_local_game(batch, *agents, gamma=0.9, method="double-backward", fisher="empirical")
-    factored = estimate_local_game(batch, *agents, gamma=0.9, method="layer-factors", fisher="empirical")
-    for a, b in [(reference.g1, factored.g1), (reference.D12 @ v2, factored.D12 @ v2),
-                 (reference.D21 @ v1, factored.D21 @ v1), (reference.F1 @ v1, factored.F1 @ v1)]:
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert_layer_factors_match_double_backward(batch, agents, gamma=0.9, seed=5)
 
     class Wrapped(torch.nn.Module):  # not one of the project's policies: rows could mix, so no layer factors
         def __init__(self, inner):
@@ -473,13 +466,20 @@ def test_layer_factors_match_double_backward_with_a_frozen_weight_bias_or_log_st
     agents = (GaussianMLPPolicy(3, 2, hidden=(5, 4)).double(), GaussianMLPPolicy(3, 2, hidden=(4,)).double())
     dict(agents[0].named_parameters())[frozen].requires_grad_(False)
     batch = collect(env, agents, steps=9, generator=torch.Generator().manual_seed(6))
-    gen = torch.Generator().manual_seed(7)
+    factored, v1, v2 = assert_layer_factors_match_double_backward(batch, agents, gamma=0.95, seed=7)
+    assert (factored.D21 @ v1).abs().max() > 0 and (factored.D12 @ v2).abs().max() > 0
+
+
+def assert_layer_factors_match_double_backward(batch, agents, gamma, seed):
+    """g1, D12 v2, D21 v1, D12^T v1 and F1 v1 by layer factors equal autograd's for random tangents v1, v2;
+    returns (the layer-factored game, v1, v2)."""
+    gen = torch.Generator().manual_seed(seed)
     p1, p2 = (sum(p.numel() for p in a.parameters()) for a in agents)
     v1, v2 = torch.randn(p1, dtype=F64, generator=gen), torch.randn(p2, dtype=F64, generator=gen)
-    reference = estimate_local_game(batch, *agents, gamma=0.95, method="double-backward", fisher="empirical")
-    factored = estimate_local_game(batch, *agents, gamma=0.95, method="layer-factors", fisher="empirical")
+    reference = estimate_local_game(batch, *agents, gamma=gamma, method="double-backward", fisher="empirical")
+    factored = estimate_local_game(batch, *agents, gamma=gamma, method="layer-factors", fisher="empirical")
     for a, b in [(reference.g1, factored.g1), (reference.D12 @ v2, factored.D12 @ v2),
                  (reference.D21 @ v1, factored.D21 @ v1), (reference.D12.rmatvec(v1), factored.D12.rmatvec(v1)),
                  (reference.F1 @ v1, factored.F1 @ v1)]:
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
-    assert (factored.D21 @ v1).abs().max() > 0 and (factored.D12 @ v2).abs().max() > 0
+    return factored, v1, v2
