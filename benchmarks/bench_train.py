@@ -14,6 +14,7 @@ measured in the same process.
 
     MUJOCO_GL=disable python benchmarks/bench_train.py                 # all three, seeds 0-2, about 30 min
     MUJOCO_GL=disable python benchmarks/bench_train.py --methods ppo --seeds 0 --chunk 10
+    MUJOCO_GL=disable python benchmarks/bench_train.py --methods ipo-rarl --config ipo-rarl=my.toml   # a candidate
 """
 
 from __future__ import annotations
@@ -103,7 +104,14 @@ def main() -> None:
     parser.add_argument("--games", type=int, default=200)
     parser.add_argument("--target", type=float, default=0.9)
     parser.add_argument("--seeds", default="0,1,2", help="run.seed of each run (the shipped configs' seed is 0)")
+    parser.add_argument("--config", action="append", default=[], metavar="METHOD=TOML",
+                        help="train METHOD from this config instead of the shipped one (repeatable)")
     args = parser.parse_args()
+    for item in args.config:
+        method, sep, path = item.partition("=")
+        if not sep or method not in METHODS:
+            parser.error(f"--config takes METHOD=TOML with METHOD one of {sorted(METHODS)}, got {item!r}")
+        METHODS[method] = str(Path(path).resolve())
     torch.set_num_threads(1)
     rows = [bench(m.strip(), args.chunk, args.max_updates, args.games, args.target, int(seed))
             for m in args.methods.split(",") for seed in args.seeds.split(",")]

@@ -19,7 +19,7 @@ from ipo_robust.batch import Batch, reverse_segment_cumsum, segment_cumsum
 from ipo_robust.policies import placement as parameter_placement
 from ipo_robust.policies import sample_action
 
-__all__ = ["Batch", "collect", "reverse_segment_cumsum", "segment_cumsum"]
+__all__ = ["Batch", "collect", "collect_arrays", "reverse_segment_cumsum", "segment_cumsum", "stream_seeds"]
 
 
 def _env_action(a: np.ndarray, space) -> np.ndarray:
@@ -58,24 +58,53 @@ def collect(env, agents: Sequence[torch.nn.Module], steps: int,
 
     The batch is written in place into time-major buffers allocated once; per step the work is each
     agent's sampler (one forward pass), the env step, and copies into the buffers.
+
+    An env made of independent streams (:class:`~ipo_robust.streams.StreamedEnv`) is collected stream by
+    stream, each with its own action generator seeded from ``generator`` (one draw per stream), in worker
+    processes where it has them: the batch is the streams' batches side by side, the same bits whatever the
+    number of workers.
     """
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a positive int (time steps per environment copy), got {steps!r}")
     agents = tuple(agents)
     if len(agents) != 2:
         raise ValueError(f"collect needs two agents (policy1, policy2), got {len(agents)}")
-    T, N = int(steps), env.num_envs
     placement = [parameter_placement(a) for a in agents]
-    samplers = [_sampler_of(a, device) for a, (_, device) in zip(agents, placement, strict=True)]
+    dtypes = tuple(_numpy_dtype(d) for d, _ in placement)
+    collect_streams = getattr(env, "collect_streams", None)
+    if callable(collect_streams):
+        seeds = stream_seeds(generator, env.num_streams)
+        parts = collect_streams(agents, int(steps), seeds, dtypes)
+        arrays = {key: np.concatenate([part[key] for part in parts], axis=2 if key == "rew" else 1)
+                  for key in parts[0]}
+    else:
+        arrays = collect_arrays(env, agents, int(steps), generator, dtypes)
+    return _batch(arrays, placement)
+
+
+def stream_seeds(generator: torch.Generator | None, streams: int) -> list[int]:
+    """One action-generator seed per stream of a streamed env, drawn from ``generator`` (``None``: the global
+    torch RNG): the draw, and so every stream's actions, does not depend on where the streams run."""
+    return [int(s) for s in torch.randint(0, 2**62, (streams,), generator=generator).tolist()]
+
+
+def collect_arrays(env, agents: Sequence[torch.nn.Module], steps: int, generator: torch.Generator | None,
+                   dtypes: tuple[np.dtype, np.dtype]) -> dict[str, np.ndarray]:
+    """Reset ``env`` and run ``steps`` moves; the rollout as NumPy arrays, time-major (see :func:`collect`).
+
+    Keys: ``obs1``/``obs2`` (T + 1, N, ...), ``next_obs1``/``next_obs2``, ``act1``/``act2`` (T, N, ...),
+    ``logp1``/``logp2``, ``terminated``/``truncated`` (T, N), ``rew`` (2, T, N); floating arrays of agent i
+    in ``dtypes[i]``.
+    """
+    T, N = steps, env.num_envs
+    samplers = [_sampler_of(a, parameter_placement(a)[1]) for a in agents]
     spaces = env.action_spaces
     obs = env.reset()
     # NumPy buffers (the env is on the CPU), viewed as tensors at the end without a copy
-    obs_buf = [np.empty((T + 1, N, *np.shape(o)[1:]), dtype=_numpy_dtype(d))
-               for o, (d, _) in zip(obs, placement, strict=True)]
-    next_buf = [np.empty((T, N, *np.shape(o)[1:]), dtype=_numpy_dtype(d))
-                for o, (d, _) in zip(obs, placement, strict=True)]
+    obs_buf = [np.empty((T + 1, N, *np.shape(o)[1:]), dtype=d) for o, d in zip(obs, dtypes, strict=True)]
+    next_buf = [np.empty((T, N, *np.shape(o)[1:]), dtype=d) for o, d in zip(obs, dtypes, strict=True)]
     act_buf: list[np.ndarray | None] = [None, None]
-    logp_buf = [np.empty((T, N), dtype=_numpy_dtype(d)) for d, _ in placement]
+    logp_buf = [np.empty((T, N), dtype=d) for d in dtypes]
     rew = np.empty((2, T, N))
     terminated, truncated = np.empty((T, N), dtype=bool), np.empty((T, N), dtype=bool)
     for i in range(2):
@@ -98,8 +127,17 @@ def collect(env, agents: Sequence[torch.nn.Module], steps: int,
                 next_buf[i][t] = result.info["final_obs"][i]
                 obs_buf[i][t + 1] = result.obs[i]
             terminated[t], truncated[t] = result.terminated, result.truncated
+    return {"obs1": obs_buf[0], "obs2": obs_buf[1], "next_obs1": next_buf[0], "next_obs2": next_buf[1],
+            "act1": act_buf[0], "act2": act_buf[1], "logp1": logp_buf[0], "logp2": logp_buf[1], "rew": rew,
+            "terminated": terminated, "truncated": truncated}
+
+
+def _batch(arrays: dict[str, np.ndarray], placement) -> Batch:
+    """The Batch of :func:`collect_arrays`' arrays: episode markers derived, tensors placed per agent."""
+    terminated, truncated = arrays["terminated"], arrays["truncated"]
+    T = terminated.shape[0]
     done = terminated | truncated
-    first = np.empty((T, N), dtype=bool)
+    first = np.empty_like(done)
     first[0], first[1:] = True, done[:-1]
     # step index within the episode: steps since the latest first step
     index = np.arange(T)[:, None]
@@ -113,12 +151,12 @@ def collect(env, agents: Sequence[torch.nn.Module], steps: int,
     def marker(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array).to(placement[0][1])
 
-    return Batch(obs1=agent_tensor(obs_buf[0][:T], 0), obs2=agent_tensor(obs_buf[1][:T], 1),
-                 act1=agent_tensor(act_buf[0], 0), act2=agent_tensor(act_buf[1], 1),
-                 logp1=agent_tensor(logp_buf[0], 0), logp2=agent_tensor(logp_buf[1], 1),
-                 rew1=agent_tensor(rew[0], 0), rew2=agent_tensor(rew[1], 1),
+    return Batch(obs1=agent_tensor(arrays["obs1"][:T], 0), obs2=agent_tensor(arrays["obs2"][:T], 1),
+                 act1=agent_tensor(arrays["act1"], 0), act2=agent_tensor(arrays["act2"], 1),
+                 logp1=agent_tensor(arrays["logp1"], 0), logp2=agent_tensor(arrays["logp2"], 1),
+                 rew1=agent_tensor(arrays["rew"][0], 0), rew2=agent_tensor(arrays["rew"][1], 1),
                  done=marker(done), first=marker(first), t=marker(t_in_episode.astype(np.int64)),
-                 next_obs1=agent_tensor(next_buf[0], 0), next_obs2=agent_tensor(next_buf[1], 1),
+                 next_obs1=agent_tensor(arrays["next_obs1"], 0), next_obs2=agent_tensor(arrays["next_obs2"], 1),
                  terminated=marker(terminated), truncated=marker(truncated))
 
 

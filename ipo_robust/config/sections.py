@@ -131,6 +131,10 @@ class EnvSection(Section, PluginRef):
     num_envs: int = hyperparameter(16, positive_int, "environment copies stepped together")
     steps: int = hyperparameter(100, positive_int, "rollout steps per copy per update")
     options: dict = hyperparameter({}, table, "options of the environment factory")
+    streams: int = hyperparameter(1, positive_int, "independent env streams the copies are split into, collected "
+                                  "in parallel worker processes (env.options.workers of them; default: the CPUs). "
+                                  "Part of the run's randomness: the same streams give the same batches for any "
+                                  "worker count")
 
     def __post_init__(self):
         super().__post_init__()
@@ -138,7 +142,21 @@ class EnvSection(Section, PluginRef):
             if key in self.options:
                 where = "env.num_envs" if key == "num_envs" else "run.seed"
                 raise ConfigError(f"config: env.options.{key}: set {where} instead")
+        if self.streams > self.num_envs:
+            raise ConfigError(f"config: env.streams = {self.streams} exceeds env.num_envs = {self.num_envs}: every "
+                              "stream needs at least one env copy")
         _check_batch_memory(self.num_envs, self.steps)
+
+    def build_env(self, num_envs: int, seed: int | None, **given):
+        """The env with ``given`` beside the options: one env, or a
+        :class:`~ipo_robust.streams.StreamedEnv` of ``streams`` (whose processes are ``options.workers``)."""
+        if self.streams == 1:
+            return self.build(num_envs=num_envs, seed=seed, **given)
+        from ipo_robust.streams import StreamedEnv
+
+        options = {**self.build_options(), **given}
+        workers = options.pop("workers", None)
+        return StreamedEnv(self.name, num_envs, seed, streams=self.streams, workers=workers, **options)
 
 
 #: a lower bound on the bytes one rollout step of one env copy records: both agents' obs and next_obs and
@@ -301,8 +319,9 @@ RESUMABLE_CHANGES = {("run", "out"), ("run", "checkpoint_every"), ("run", "keep"
                      ("run", "device")}
 
 #: keys added after checkpoints were first written: a checkpoint's config without one is not compared on
-#: it (resuming checks the agents' policy specs instead, which is what the key decides)
-ADDED_KEYS = {("agents", "state_dependent_std")}  # (run.device is a RESUMABLE_CHANGES key: never compared)
+#: it (resuming checks what the key decides instead: the agents' policy specs; the env's random state, one
+#: per stream). run.device is a RESUMABLE_CHANGES key: never compared.
+ADDED_KEYS = {("agents", "state_dependent_std"), ("env", "streams")}
 
 #: env options that change how fast a run goes, never what it computes (the threads stepping env copies):
 #: a resume may change them

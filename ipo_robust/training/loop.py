@@ -201,6 +201,7 @@ def _train(config: TrainConfig, run_dir: Path, progress: bool, resume: bool, max
             bar.close()
         if board is not None:
             board.close()
+        env.close()  # an env of streams stops its worker processes
     if path is None and (run_dir / LATEST).exists():
         path = find_checkpoint(run_dir)
     return TrainResult(run_dir, path, log.frame(), time.perf_counter() - began, agents, done, failures.total,

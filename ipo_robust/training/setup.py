@@ -61,7 +61,7 @@ class TrainingSetup:
         if holder is not None:
             self.env_options["holder"] = given["holder"] = holder
         try:
-            self.env = config.env.build(num_envs=config.env.num_envs, seed=seed, **given)
+            self.env = config.env.build_env(num_envs=config.env.num_envs, seed=seed, **given)
         except (TypeError, ValueError) as error:
             unknown = re.search(r"unexpected keyword argument '([^']+)'", str(error))
             if isinstance(error, TypeError) and unknown and unknown.group(1) in config.env.options:
@@ -142,7 +142,7 @@ class TrainingSetup:
         return {"agents": [a.state_dict() for a in self.agents],
                 "optimizer": self.optimizer.state_dict(),
                 "rng": {"actions": self.generator.get_state(), "torch": torch.get_rng_state(),
-                        "env": _json_safe(self.env.rng.bit_generator.state)},
+                        "env": _json_safe(env_rng_state(self.env))},
                 "updates": updates}
 
     def restore(self, state: dict, source: str | Path = "<state>") -> int:
@@ -158,7 +158,7 @@ class TrainingSetup:
         check_shapes({key: state["rng"][key] for key in rng}, rng, source, ".rng")
         self.generator.set_state(state["rng"]["actions"])
         torch.set_rng_state(state["rng"]["torch"])
-        self.env.rng.bit_generator.state = state["rng"]["env"]
+        set_env_rng_state(self.env, state["rng"]["env"], source)
         return int(state["updates"])
 
     def resume(self, run_dir: Path) -> int:
@@ -223,10 +223,32 @@ def holder_problem(env, holder: int) -> str | None:
     return None
 
 
+def env_rng_state(env):
+    """The env's NumPy generator state: one dict, or a list of them for an env of streams."""
+    states = getattr(env, "rng_states", None)
+    return states() if callable(states) else env.rng.bit_generator.state
+
+
+def set_env_rng_state(env, state, source: str | Path = "<state>") -> None:
+    """Put :func:`env_rng_state`'s ``state`` back; a state of another stream count is a CheckpointError."""
+    streams = getattr(env, "num_streams", None)
+    held = len(state) if isinstance(state, list) else None
+    if streams is None and held is None:
+        env.rng.bit_generator.state = state
+    elif streams is not None and held == streams:
+        env.set_rng_states(state)
+    else:
+        raise CheckpointError(f"checkpoint {str(source)!r} holds the random state of "
+                              f"{'one env' if held is None else f'{held} env streams'}, but this run's env has "
+                              f"{'no streams' if streams is None else f'{streams} streams'} (env.streams)")
+
+
 def _json_safe(state):
     """numpy bit-generator state: nested dicts of str/int -> the same (ints may exceed 64 bits; JSON keeps them)."""
     if isinstance(state, dict):
         return {k: _json_safe(v) for k, v in state.items()}
+    if isinstance(state, list):
+        return [_json_safe(v) for v in state]
     if isinstance(state, np.integer):
         return int(state)
     if isinstance(state, np.ndarray):
