@@ -241,3 +241,35 @@ def test_make_policy_without_state_dependent_dims_is_the_plain_gaussian_bit_for_
     assert isinstance(state, StateDependentStdGaussianPolicy)
     for a, b in zip(state.mean_net.parameters(), plain.mean_net.parameters(), strict=True):
         assert torch.equal(a, b)  # the mean network comes from the same draws
+
+
+# ------------------------------------------------------------------------------- the NumPy-backed tanh
+def test_mlp_tanh_layers_are_numpy_backed_and_agree_with_torch_tanh():
+    from ipo_robust.numpy_mlp import Tanh
+
+    policy = GaussianMLPPolicy(5, 2, hidden=(16, 16))
+    assert [type(m) for m in policy.mean_net if not isinstance(m, torch.nn.Linear)] == [Tanh, Tanh]
+    for dtype, tol in ((torch.float32, 4e-7), (torch.float64, 1e-15)):
+        x = torch.randn(300, 40, dtype=dtype) * 3
+        assert (Tanh()(x) - torch.tanh(x)).abs().max() <= tol  # a few units in the last place
+        assert Tanh()(x).dtype == dtype
+    half = torch.randn(8, dtype=torch.bfloat16)  # a dtype NumPy lacks: torch.tanh itself
+    assert torch.equal(Tanh()(half), torch.tanh(half))
+
+
+def test_numpy_tanh_gradients_against_finite_differences_and_autograd_modes():
+    from torch.autograd import forward_ad, gradcheck, gradgradcheck
+
+    from ipo_robust.numpy_mlp import Tanh
+
+    x = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    layer = Tanh()
+    assert gradcheck(layer, (x,)) and gradgradcheck(layer, (x,))  # backward and double backward
+    exact = 1 - torch.tanh(x.detach()) ** 2
+    with forward_ad.dual_level():  # forward mode outside torch.func
+        tangent = forward_ad.unpack_dual(layer(forward_ad.make_dual(x.detach(), torch.ones_like(x)))).tangent
+    torch.testing.assert_close(tangent, exact, rtol=1e-12, atol=0)
+    per_sample = torch.func.vmap(torch.func.grad(lambda v: layer(v).sum()))(x.detach())  # inside torch.func
+    torch.testing.assert_close(per_sample, exact, rtol=1e-12, atol=0)
+    _, jvp = torch.func.jvp(layer, (x.detach(),), (torch.ones_like(x),))
+    torch.testing.assert_close(jvp, exact, rtol=1e-12, atol=0)
