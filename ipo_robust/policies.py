@@ -65,8 +65,7 @@ def _mlp(in_dim: int, out_dim: int, hidden: Sequence[int], activation: type[nn.M
         raise ValueError(f"hidden must be a sequence of positive ints, got {hidden!r}")
     layers: list[nn.Module] = []
     sizes = (in_dim, *hidden)
-    if activation is nn.Tanh:
-        activation = numpy_mlp.Tanh  # the same function, its value from np.tanh on the CPU (numpy_mlp)
+    activation = numpy_mlp.Tanh if activation is nn.Tanh else activation  # np.tanh's value on the CPU
     for a, b in zip(sizes[:-1], sizes[1:], strict=True):
         layers += [nn.Linear(a, b), activation()]
     layers.append(nn.Linear(sizes[-1], out_dim))
