@@ -248,21 +248,28 @@ class _WorkerPool:
         self._finalizer = weakref.finalize(self, _shutdown, self.connections, self.processes)
 
     def collect(self, settings, agents, steps, seeds, states, dtypes) -> list[tuple]:
-        for connection, streams in zip(self.connections, self.assignment, strict=True):
-            connection.send(("collect", settings, agents, steps, [seeds[k] for k in streams],
-                             [states[k] for k in streams], dtypes))
+        """Every worker's streams collected; a worker that died or failed closes the pool and raises one
+        RuntimeError naming it."""
+        for w, (connection, streams) in enumerate(zip(self.connections, self.assignment, strict=True)):
+            try:
+                connection.send(("collect", settings, agents, steps, [seeds[k] for k in streams],
+                                 [states[k] for k in streams], dtypes))
+            except (OSError, ValueError):
+                self._fail(f"collect worker {w} exited (exit code {self.processes[w].exitcode})")
         results = []
         for w, connection in enumerate(self.connections):
             try:
                 status, payload = connection.recv()
             except (EOFError, OSError):
-                self.close()
-                raise RuntimeError(f"collect worker {w} exited (exit code {self.processes[w].exitcode})") from None
+                self._fail(f"collect worker {w} exited (exit code {self.processes[w].exitcode})")
             if status != "ok":
-                self.close()
-                raise RuntimeError(f"collect worker {w} failed: {payload}")
+                self._fail(f"collect worker {w} failed: {payload}")
             results.extend(payload)
         return results
+
+    def _fail(self, reason: str):
+        self.close()
+        raise RuntimeError(reason) from None
 
     def close(self) -> None:
         self._finalizer()

@@ -151,3 +151,22 @@ def test_bad_worker_counts_are_refused():
     env.set_workers(8)
     assert env.workers == 2  # at most one per stream
     env.close()
+
+
+def test_a_dead_worker_is_one_clear_error_and_the_next_collect_starts_new_ones():
+    env = StreamedEnv("sumo-pushers", 2, 0, streams=2, workers=2)
+    agents = ipo_robust.make_agents(env, seed=0)
+    try:
+        first = collect(env, agents, 5, generator=torch.Generator().manual_seed(0))
+        states = env.rng_states()
+        process = env._pool.processes[1]
+        process.kill()
+        process.join()
+        with pytest.raises(RuntimeError, match="collect worker 1 exited"):
+            collect(env, agents, 5, generator=torch.Generator().manual_seed(0))
+        assert env.rng_states() == states  # nothing half-applied
+        env.set_rng_states(states)
+        again = collect(env, agents, 5, generator=torch.Generator().manual_seed(0))
+        assert again.obs1.shape == first.obs1.shape and env._pool is not None
+    finally:
+        env.close()
