@@ -250,9 +250,13 @@ def test_mlp_tanh_layers_are_numpy_backed_and_agree_with_torch_tanh():
     policy = GaussianMLPPolicy(5, 2, hidden=(16, 16))
     assert [type(m) for m in policy.mean_net if not isinstance(m, torch.nn.Linear)] == [Tanh, Tanh]
     for dtype, tol in ((torch.float32, 4e-7), (torch.float64, 1e-15)):
-        x = torch.randn(300, 40, dtype=dtype) * 3
+        x = torch.randn(2000, 40, dtype=dtype) * 3  # above NUMPY_TANH_MIN_ELEMENTS: the NumPy path
         assert (Tanh()(x) - torch.tanh(x)).abs().max() <= tol  # a few units in the last place
         assert Tanh()(x).dtype == dtype
+    big = torch.randn(2000, 40, requires_grad=True)
+    small = torch.randn(64, 64, requires_grad=True)  # below NUMPY_TANH_MIN_ELEMENTS: torch.tanh is faster
+    assert type(Tanh()(big).grad_fn).__name__ == "_NumpyTanhBackward"
+    assert type(Tanh()(small).grad_fn).__name__ == "TanhBackward0"
     half = torch.randn(8, dtype=torch.bfloat16)  # a dtype NumPy lacks: torch.tanh itself
     assert torch.equal(Tanh()(half), torch.tanh(half))
 
@@ -260,16 +264,23 @@ def test_mlp_tanh_layers_are_numpy_backed_and_agree_with_torch_tanh():
 def test_numpy_tanh_gradients_against_finite_differences_and_autograd_modes():
     from torch.autograd import forward_ad, gradcheck, gradgradcheck
 
-    from ipo_robust.numpy_mlp import Tanh
+    from ipo_robust.numpy_mlp import NUMPY_TANH_MIN_ELEMENTS, Tanh, _NumpyTanh
 
     x = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
-    layer = Tanh()
-    assert gradcheck(layer, (x,)) and gradgradcheck(layer, (x,))  # backward and double backward
+    numpy_tanh = _NumpyTanh.apply  # the NumPy path itself (a tensor this small takes torch.tanh in Tanh)
+    assert gradcheck(numpy_tanh, (x,)) and gradgradcheck(numpy_tanh, (x,))  # backward and double backward
     exact = 1 - torch.tanh(x.detach()) ** 2
     with forward_ad.dual_level():  # forward mode outside torch.func
-        tangent = forward_ad.unpack_dual(layer(forward_ad.make_dual(x.detach(), torch.ones_like(x)))).tangent
+        tangent = forward_ad.unpack_dual(numpy_tanh(forward_ad.make_dual(x.detach(), torch.ones_like(x)))).tangent
     torch.testing.assert_close(tangent, exact, rtol=1e-12, atol=0)
-    per_sample = torch.func.vmap(torch.func.grad(lambda v: layer(v).sum()))(x.detach())  # inside torch.func
+
+    # inside torch.func transforms the module falls back to torch.tanh, however large the tensor
+    big = torch.randn(NUMPY_TANH_MIN_ELEMENTS // 64 + 1, 64, dtype=torch.float64)
+    exact = 1 - torch.tanh(big) ** 2
+    layer = Tanh()
+    per_sample = torch.func.vmap(torch.func.grad(lambda v: layer(v).sum()))(big)
     torch.testing.assert_close(per_sample, exact, rtol=1e-12, atol=0)
-    _, jvp = torch.func.jvp(layer, (x.detach(),), (torch.ones_like(x),))
+    _, jvp = torch.func.jvp(layer, (big,), (torch.ones_like(big),))
     torch.testing.assert_close(jvp, exact, rtol=1e-12, atol=0)
+    grad, = torch.autograd.grad(layer(big.requires_grad_()).sum(), big)  # the NumPy path, outside transforms
+    torch.testing.assert_close(grad, exact, rtol=1e-12, atol=0)
