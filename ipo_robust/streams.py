@@ -112,7 +112,7 @@ class StreamedEnv:
         if len(seeds) != self.num_streams:
             raise ValueError(f"collect_streams needs one seed per stream ({self.num_streams}), got {len(seeds)}")
         if self._workers == 1:
-            return [collect_arrays(env, agents, steps, torch.Generator().manual_seed(seed), dtypes)
+            return [_collect_stream(env, agents, steps, seed, dtypes)
                     for env, seed in zip(self.envs, seeds, strict=True)]
         if self._pool is None:
             self._pool = _WorkerPool(self.name, self.options, self.sizes, self._env_seeds, self._workers)
@@ -217,6 +217,11 @@ def _concatenate(parts: list):
     return np.concatenate([np.asarray(p) for p in parts])
 
 
+def _collect_stream(env, agents, steps: int, seed: int, dtypes) -> dict[str, np.ndarray]:
+    """One stream's rollout: its actions from a generator seeded with ``seed`` (here or in a worker alike)."""
+    return collect_arrays(env, agents, steps, torch.Generator().manual_seed(seed), dtypes)
+
+
 def _cpu_copy(agent: torch.nn.Module) -> torch.nn.Module:
     import copy
 
@@ -316,7 +321,7 @@ def _worker_main(connection, name: str, options: dict, streams: list[tuple[int, 
                     getattr(env, method)(*args, **kwargs)
                 env.rng.bit_generator.state = state
                 before = getattr(env, "blowup_count", 0)
-                arrays = collect_arrays(env, agents, steps, torch.Generator().manual_seed(seed), dtypes)
+                arrays = _collect_stream(env, agents, steps, seed, dtypes)
                 out.append((arrays, env.rng.bit_generator.state, getattr(env, "blowup_count", 0) - before))
             connection.send(("ok", out))
         except Exception as error:  # reported in the parent, which raises
