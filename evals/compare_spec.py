@@ -59,17 +59,17 @@ ENV_DEFAULTS: dict[str, dict] = {
 
 #: per env family, per optimizer: hyperparameters used unless ``--set OPT.KEY=VALUE`` says otherwise
 #: (an optimizer not listed runs with its own defaults). Gradient learning rates are equal across the
-#: gradient family so that ipo-vpg differs from simga only by the update rule.
+#: gradient family so that ipo-vpg differs from simga only by the update rule, and ipo-ppo takes ppo's.
 OPTIMIZER_DEFAULTS: dict[str, dict[str, dict]] = {
     "matrix": {name: {"lr": 0.5, "gamma": 1.0} for name in ("ipo-vpg", "simga", "lookahead", "cgd", "lola")}
     | {name: {"kl": 0.01, "gamma": 1.0} for name in ("ipo-npg", "ipo-trpo", "npg", "trpo", "ncgd")}
-    | {"ppo": {"lr": 0.01, "gamma": 1.0}},
+    | {name: {"lr": 0.01, "gamma": 1.0} for name in ("ppo", "ipo-ppo")},
     "iterated": {name: {"lr": 0.5, "critic": "value"} for name in ("ipo-vpg", "simga", "lookahead", "cgd", "lola")}
     | {name: {"kl": 0.01, "critic": "value"} for name in ("ipo-npg", "ipo-trpo", "npg", "trpo", "ncgd")}
-    | {"ppo": {"lr": 0.01}},
+    | {name: {"lr": 0.01} for name in ("ppo", "ipo-ppo")},
     "mujoco": {name: {"lr": 0.1, "critic": "value"} for name in ("ipo-vpg", "simga", "lookahead", "cgd", "lola")}
     | {name: {"kl": 0.01, "critic": "value"} for name in ("ipo-npg", "ipo-trpo", "npg", "trpo", "ncgd")}
-    | {"ppo": {"lr": 1e-3}},
+    | {name: {"lr": 1e-3} for name in ("ppo", "ipo-ppo")},
 }
 OPTIMIZER_DEFAULTS["other"] = OPTIMIZER_DEFAULTS["mujoco"]
 

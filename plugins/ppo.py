@@ -72,6 +72,20 @@ def generalized_advantages(rew: torch.Tensor, values: torch.Tensor, next_values:
     return advantages, advantages + values
 
 
+def value_critics(agents, obs_dims, hidden, seed: int) -> tuple[ValueCritic, ValueCritic]:
+    """One centralised :class:`~ipo_robust.policies.ValueCritic` per player, on the observation widths
+    ``obs_dims``, initialised from ``seed`` (the global generator untouched), each with its player's dtype and
+    device."""
+    spaces = tuple(Box(-float("inf"), float("inf"), shape=(int(d),)) for d in obs_dims)
+    critics = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for agent in agents:
+            first = next(agent.parameters())
+            critics.append(ValueCritic(spaces, hidden=tuple(hidden)).to(first.device, first.dtype))
+    return critics[0], critics[1]
+
+
 def clipped_surrogate(logp: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor,
                       clip: float) -> torch.Tensor:
     """PPO's clipped objective L^CLIP = mean min(rho A, clip(rho, 1 - eps, 1 + eps) A), to maximise
@@ -117,16 +131,8 @@ class PPO(SampleOptimizer):
 
     def _build_from_dims(self, obs_dims) -> None:
         self._obs_dims = [int(d) for d in obs_dims]
-        spaces = tuple(Box(-float("inf"), float("inf"), shape=(d,)) for d in self._obs_dims)
         agents = self._require_agents()
-        critics = []
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.config.seed)
-            for agent in agents:
-                first = next(agent.parameters())  # each critic lives with its player: dtype and device
-                critics.append(ValueCritic(spaces, hidden=tuple(self.config.critic_hidden)).to(first.device,
-                                                                                              first.dtype))
-        self.critics = (critics[0], critics[1])
+        self.critics = critics = value_critics(agents, self._obs_dims, self.config.critic_hidden, self.config.seed)
         self.optimizers = tuple(torch.optim.Adam([*agent.parameters(), *critic.parameters()], lr=self.config.lr,
                                                  eps=1e-5) for agent, critic in zip(agents, critics, strict=True))
 

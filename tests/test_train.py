@@ -22,7 +22,7 @@ from ipo_robust.train import Phase, Schedule, anneal_factor, holder_rewards, run
 
 
 def tiny(kind="ipo-rarl", optimizer="ipo-vpg", iterations=3, **schedule):
-    options = {"lr": 0.05, "critic": "value"} if optimizer != "ppo" else {"lr": 1e-3}
+    options = {"lr": 0.05, "critic": "value"} if optimizer not in ("ppo", "ipo-ppo") else {"lr": 1e-3}
     config = {"env": {"name": "sumo-pushers", "num_envs": 2, "steps": 12, "options": {"shaping": 0.1,
                                                                                         "max_episode_steps": 10}},
               "agents": {"hidden": [8]},
@@ -133,7 +133,8 @@ def test_a_schedule_the_env_cannot_host_is_refused(tmp_path):
 
 
 # -------------------------------------------------------------------------------------- resume
-@pytest.mark.parametrize("optimizer,extra", [("ipo-vpg", {}), ("ppo", {}), ("simga", {"opponent": "mle"})])
+@pytest.mark.parametrize("optimizer,extra", [("ipo-vpg", {}), ("ppo", {}), ("ipo-ppo", {}),
+                                             ("simga", {"opponent": "mle"})])
 def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(tmp_path, optimizer, extra):
     config = tiny(optimizer=optimizer, iterations=3)
     if extra.get("opponent"):

@@ -11,7 +11,7 @@ from ipo_robust.optim.krylov import (
 from ipo_robust.optim.local_game import LocalGame
 from ipo_robust.optim.natural import natural_cgd_solve, natural_cgd_step
 from ipo_robust.optim.operators import LinearOperator, as_operator
-from ipo_robust.optim.update import Step, cgd_step, simga_step
+from ipo_robust.optim.update import Step, cgd_step, scaled_cgd_step, simga_step
 
 __all__ = [
     "ConvergenceWarning",
@@ -27,5 +27,6 @@ __all__ = [
     "natural_cgd_solve",
     "natural_cgd_step",
     "reachable_rtol",
+    "scaled_cgd_step",
     "simga_step",
 ]

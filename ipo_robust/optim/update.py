@@ -15,6 +15,11 @@ the two agree only when lr1 = lr2. We implement the derivation.
 
 - :func:`cgd_step`: full CGD (one Krylov solve + one matvec) or the depth-k truncated Neumann series.
 - :func:`simga_step`: simultaneous gradient ascent, lr_i g_i (depth 0).
+- :func:`scaled_cgd_step`: CGD with a diagonal step size per coordinate, P_i = diag(p_i) in place of lr_i:
+  the Nash equilibrium of the local game regularised by d_i^T P_i^-1 d_i / 2, d1 = P1 (g1 + D12 d2),
+  d2 = P2 (g2 + D21 d1). With p_i = lr / (sqrt(v_i) + eps) from running squared gradients it is the
+  adaptive CGD (ACGD) of Schaefer, Zheng & Anandkumar (2020, "Implicit competitive regularization in
+  GANs"), which reduces to RMSprop when the mixed Hessians vanish.
 
 The Fisher-metric local game of seed eq. (19) and its KL budget live in :mod:`ipo_robust.optim.natural`
 (``natural_cgd_step``, ``natural_cgd_solve``).
@@ -158,3 +163,34 @@ def cgd_step(game: LocalGame, lr1: float, lr2: float, depth: int | None = None, 
     delta2 = lr2 * (g2 + D21(delta1))  # eq. (6), second player
     return Step(delta1, delta2, iterations, residual, converged, counter.count,
                 {"solver": solver, "depth": None})
+
+
+def scaled_cgd_step(game: LocalGame, scale1: torch.Tensor, scale2: torch.Tensor, **cgd_options) -> Step:
+    """CGD with diagonal step sizes: the solution of d1 = P1 (g1 + D12 d2), d2 = P2 (g2 + D21 d1), with
+    P_i = diag(scale_i), scale_i > 0 elementwise (module docstring).
+
+    Computed as plain CGD at lr 1 in the coordinates u_i = P_i^-1/2 d_i: the game there has
+    g~_i = P_i^1/2 g_i, D~12 = P1^1/2 D12 P2^1/2, D~21 = P2^1/2 D21 P1^1/2, which keeps D~21 = -D~12^T for
+    a zero-sum game (so CG still applies), and d_i = P_i^1/2 u_i. ``cgd_options``: as :func:`cgd_step`
+    (``depth``, ``solver``, ``rtol``, ``max_iter``, ...); ``x0`` is a warm start for d1 in parameter units.
+    """
+    _check_game(game)
+    roots = []
+    for name, scale, p in (("scale1", scale1, game.p1), ("scale2", scale2, game.p2)):
+        if not isinstance(scale, torch.Tensor) or scale.shape != (p,):
+            raise ValueError(f"{name} must be a tensor of shape ({p},), got "
+                             f"{tuple(scale.shape) if isinstance(scale, torch.Tensor) else type(scale).__name__}")
+        if not bool(torch.isfinite(scale).all()) or not bool((scale > 0).all()):
+            raise ValueError(f"{name} must be finite and > 0 everywhere")
+        roots.append(scale.to(game.g1).sqrt())
+    r1, r2 = roots
+    scaled = LocalGame(
+        r1 * game.g1, r2 * game.g2,
+        LinearOperator(lambda v: r1 * game.D12.matvec(r2 * v), (game.p1, game.p2)),
+        LinearOperator(lambda v: r2 * game.D21.matvec(r1 * v), (game.p2, game.p1)),
+        zero_sum=game.zero_sum, info=game.info)
+    if cgd_options.get("x0") is not None:
+        cgd_options = {**cgd_options, "x0": cgd_options["x0"] / r1}
+    step = cgd_step(scaled, 1.0, 1.0, **cgd_options)
+    step.delta1, step.delta2 = r1 * step.delta1, r2 * step.delta2
+    return step
