@@ -177,6 +177,73 @@ def nearest_body(model: mujoco.MjModel, data: mujoco.MjData, point: np.ndarray,
     return best
 
 
+def _towards_rows(local: np.ndarray, centre: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    """Row-wise :func:`_towards`: local, centre (R, 3), radius (R,)."""
+    d = local - centre
+    n = np.linalg.norm(d, axis=-1)
+    inside = n <= radius
+    return np.where(inside[:, None], local, centre + d * (radius / np.where(inside, 1.0, n))[:, None])
+
+
+def nearest_bodies(models, datas, points: np.ndarray, bodies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`nearest_body` for one point per copy, vectorised over copies and geoms.
+
+    models, datas: the copies' MjModel and MjData (same bodies and geoms); points (N, 3) world frame.
+    Returns (body ids (N,), application points (N, 3)). Same geometry and tie rule as :func:`nearest_body`
+    (the first body, then the first geom, among equal distances), without a Python loop over geoms.
+    """
+    model = models[0]
+    # candidates in nearest_body's order: the bodies in the given order, each body's geoms in order; a body
+    # without geoms is one candidate at its centre of mass
+    geoms, geom_cols, bare, bare_cols, owners = [], [], [], [], []
+    for b in np.asarray(bodies, dtype=np.int64):
+        start, count = int(model.body_geomadr[b]), int(model.body_geomnum[b])
+        if count == 0:
+            bare.append(b)
+            bare_cols.append(len(owners))
+            owners.append(b)
+        for g in range(start, start + count):
+            geoms.append(g)
+            geom_cols.append(len(owners))
+            owners.append(b)
+    geoms, bare, owners = (np.asarray(x, dtype=np.int64) for x in (geoms, bare, owners))
+    N, G = len(datas), geoms.size
+    points = np.asarray(points, dtype=np.float64).reshape(N, 3)
+    dist = np.empty((N, owners.size))
+    where = np.empty((N, owners.size, 3))
+    if G:
+        pos = np.stack([d.geom_xpos[geoms] for d in datas])                    # (N, G, 3)
+        mat = np.stack([d.geom_xmat[geoms] for d in datas]).reshape(N, G, 3, 3)
+        size = np.stack([m.geom_size[geoms] for m in models])                  # (N, G, 3)
+        local = np.einsum("ngji,ngj->ngi", mat, points[:, None, :] - pos)       # mat^T (p - pos)
+        nearest = np.empty_like(local)
+        for g, gtype in enumerate(np.asarray(model.geom_type[geoms])):
+            x, r = local[:, g], size[:, g]
+            if gtype == mujoco.mjtGeom.mjGEOM_BOX:
+                nearest[:, g] = np.clip(x, -r, r)
+            elif gtype == mujoco.mjtGeom.mjGEOM_CAPSULE:
+                axis = np.zeros_like(x)
+                axis[:, 2] = np.clip(x[:, 2], -r[:, 1], r[:, 1])
+                nearest[:, g] = _towards_rows(x, axis, r[:, 0])
+            elif gtype == mujoco.mjtGeom.mjGEOM_CYLINDER:
+                rn = np.linalg.norm(x[:, :2], axis=-1)
+                shrink = rn > r[:, 0]
+                factor = np.where(shrink, r[:, 0] / np.where(shrink, rn, 1.0), 1.0)
+                nearest[:, g, :2] = x[:, :2] * factor[:, None]
+                nearest[:, g, 2] = np.clip(x[:, 2], -r[:, 1], r[:, 1])
+            else:  # sphere exact; ellipsoid / others: bounding sphere
+                radius = r[:, 0] if gtype == mujoco.mjtGeom.mjGEOM_SPHERE else r.max(axis=-1)
+                nearest[:, g] = _towards_rows(x, np.zeros_like(x), radius)
+        dist[:, geom_cols] = np.linalg.norm(local - nearest, axis=-1)
+        where[:, geom_cols] = pos + np.einsum("ngij,ngj->ngi", mat, nearest)
+    if bare.size:
+        centres = np.stack([d.xipos[bare] for d in datas])                      # (N, B, 3)
+        dist[:, bare_cols] = np.linalg.norm(points[:, None, :] - centres, axis=-1)
+        where[:, bare_cols] = centres
+    first = np.argmin(dist, axis=1)  # the first of equal distances, as nearest_body
+    return owners[first], where[np.arange(N), first]
+
+
 class LearnedLocation(Perturbation):
     """``learned-location``: the holder chooses where to push, as a sample of its own Gaussian policy.
 
@@ -212,18 +279,16 @@ class LearnedLocation(Perturbation):
         """Sampled points in world frame, (N, 3)."""
         root = env.body_ids[victim][0]
         loc = self.location_scale * action[:, :3]
-        return np.stack([env.datas[i].xpos[root] + env.datas[i].xmat[root].reshape(3, 3) @ loc[i]
-                         for i in range(env.num_envs)])
+        xpos = np.stack([d.xpos[root] for d in env.datas])
+        xmat = np.stack([d.xmat[root] for d in env.datas]).reshape(-1, 3, 3)
+        return xpos + np.einsum("nij,nj->ni", xmat, loc)
 
     def forces(self, env, action, victim):
         N = env.num_envs
         cmd = ForceCommand.empty(N, 1)
         points = self.world_points(env, action, victim)
         self.last_points = points  # the sampled points (world frame), for inspection and tests
-        for i in range(N):
-            body, where, _ = nearest_body(env.models[i], env.datas[i], points[i], env.body_ids[victim])
-            cmd.body[i, 0] = body
-            cmd.point[i, 0] = where
+        cmd.body[:, 0], cmd.point[:, 0] = nearest_bodies(env.models, env.datas, points, env.body_ids[victim])
         cmd.force[:, 0] = env.f_max * action[:, 3:6]
         return cmd
 
