@@ -153,7 +153,7 @@ def main() -> None:
     f.add_argument("--updates", type=int, default=300)
     f.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     r = sub.add_parser("rarl")
-    r.add_argument("--config", default="configs/sumo-pushers-ipo-rarl.toml")
+    r.add_argument("--config", default="configs/sumo-pushers-ipo-rarl-vpg.toml")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     r.add_argument("--updates", type=int, default=6)
     r.add_argument("--mask-inert", action="store_true")

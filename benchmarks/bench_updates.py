@@ -24,7 +24,8 @@ import torch  # noqa: E402
 import ipo_robust  # noqa: E402
 from ipo_robust import host  # noqa: E402
 
-OPTIONS = {"ppo": {"lr": 1e-3}, "ipo-vpg": {"lr": 0.1, "critic": "value"}, "simga": {"lr": 0.1, "critic": "value"}}
+OPTIONS = {"ppo": {"lr": 1e-3}, "ipo-ppo": {"lr": 5e-4}, "ipo-vpg": {"lr": 0.1, "critic": "value"},
+           "simga": {"lr": 0.1, "critic": "value"}}
 
 
 def main(argv=None) -> None:

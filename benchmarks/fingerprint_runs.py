@@ -59,6 +59,7 @@ CONFIG_RUNS = [
     ("train/sumo-pushers-ppo", "configs/sumo-pushers-ppo.toml"),
     ("train/sumo-pushers-simga", "configs/sumo-pushers-simga.toml"),
     ("train/sumo-pushers-ipo-rarl", "configs/sumo-pushers-ipo-rarl.toml"),
+    ("train/sumo-pushers-ipo-rarl-vpg", "configs/sumo-pushers-ipo-rarl-vpg.toml"),
     ("train/rarl-hopper-ipo-rarl", "configs/rarl-hopper-ipo-rarl.toml"),
 ]
 

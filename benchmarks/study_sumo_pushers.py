@@ -2,7 +2,7 @@
 
 Five methods with equal victim env steps, ``--seeds`` seeds each, trained and attacked by ``ipo-robust compare``:
 
-- ``ipo-rarl``: IPO-RARL, ``configs/sumo-pushers-ipo-rarl.toml`` (ipo-vpg, learned-location forces, both agents
+- ``ipo-rarl``: IPO-RARL, ``configs/sumo-pushers-ipo-rarl-vpg.toml`` (ipo-vpg, learned-location forces, both agents
   holding the superpower in turn);
 - ``ipo-vpg``: ipo-vpg self-play (the simga config with the optimizer swapped: the same learning rate and critic);
 - ``simga``: ``configs/sumo-pushers-simga.toml``;
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def command(out: str, executor: str, seeds: int, iterations: int, workers: int, extra: list[str]) -> list[str]:
     configs = ROOT / "configs"
     return ["compare", "--env", "sumo-pushers",
-            "--config", f"ipo-rarl={configs / 'sumo-pushers-ipo-rarl.toml'}",
+            "--config", f"ipo-rarl={configs / 'sumo-pushers-ipo-rarl-vpg.toml'}",
             "--config", f"ipo-vpg={configs / 'sumo-pushers-simga.toml'}",
             "--config", f"simga={configs / 'sumo-pushers-simga.toml'}",
             "--config", f"ppo={configs / 'sumo-pushers-ppo.toml'}",
