@@ -1,18 +1,19 @@
 """Training benchmark (issue 7): wall time until a trained sumo-pushers agent beats a random opponent,
 and training throughput relative to the env layer alone.
 
-For each method (IPO-RARL with ipo-vpg and learned-location forces; self-play ppo; self-play simga) it
-trains from the shipped config in ``configs/`` in chunks of updates (``--chunk``); after each chunk
-agent 1 of the checkpoint plays ``--games`` games against a uniformly random opponent (the ``random``
-control attack of ``ipo_robust.evals.attacks``: sparse win/loss, shaping off) and the training wall time
-so far (evaluation excluded) is recorded. It stops at the first chunk where the win rate is >= 0.9
+For each method (IPO-RARL with ipo-ppo and learned-location forces; the same with the seed's one-step
+ipo-vpg, ``ipo-rarl-vpg``; self-play ppo; self-play simga) it trains from the shipped config in
+``configs/`` in chunks of updates (``--chunk``); after each chunk agent 1 of the checkpoint plays
+``--games`` games against a uniformly random opponent (the ``random`` control attack of
+``ipo_robust.evals.attacks``: sparse win/loss, shaping off) and the training wall time so far
+(evaluation excluded) is recorded. It stops at the first chunk where the win rate is >= 0.9
 or at ``--max-updates``.
 
 Throughput: env steps per second of training (rollouts + updates, from metrics.csv) divided by the env
 layer alone stepping the same number of copies with random actions (and the same superpower config),
 measured in the same process.
 
-    MUJOCO_GL=disable python benchmarks/bench_train.py                 # all three, seeds 0-2, about 30 min
+    MUJOCO_GL=disable python benchmarks/bench_train.py                 # all four, seeds 0-2, about 40 min
     MUJOCO_GL=disable python benchmarks/bench_train.py --methods ppo --seeds 0 --chunk 10
     MUJOCO_GL=disable python benchmarks/bench_train.py --methods ipo-rarl --config ipo-rarl=my.toml   # a candidate
 """
@@ -30,6 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = {
     "ipo-rarl": "configs/sumo-pushers-ipo-rarl.toml",
+    "ipo-rarl-vpg": "configs/sumo-pushers-ipo-rarl-vpg.toml",
     "ppo": "configs/sumo-pushers-ppo.toml",
     "simga": "configs/sumo-pushers-simga.toml",
 }
@@ -76,7 +78,9 @@ def bench(method: str, chunk: int, max_updates: int, games: int, target: float, 
     run_dir = Path(tempfile.mkdtemp(prefix=f"bench-{method}-s{seed}-")) / "run"
     trained, updates, reached = 0.0, 0, None
     history = []
-    while updates < min(max_updates, config["schedule"]["iterations"] * (2 if method == "ipo-rarl" else 1)):
+    schedule = config["schedule"]
+    per_iteration = schedule["n1"] + schedule["n2"] if schedule["kind"] != "self-play" else 1
+    while updates < min(max_updates, schedule["iterations"] * per_iteration):
         result = run_training(config, run_dir, resume=updates > 0, max_updates=chunk)
         trained += result.seconds
         updates = result.updates
