@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import torch
 
 WORKERS_VARIABLE = "IPO_ROBUST_ENV_WORKERS"
 """Threads per process for env copies and per-player work; process-pool executors set it to 1 in their
@@ -44,12 +47,32 @@ def thread_map(function: Callable, items: Iterable, threads: int | None = None) 
     if threads <= 1:
         return [function(item) for item in items]
     pool = _helpers(threads - 1)
-    futures = [pool.submit(function, item) for item in items[1:]]
-    try:
-        first = function(items[0])
-    finally:
-        rest = [future.result() for future in futures]  # waits for all even when the first item failed
+    with _one_intra_op_thread():
+        futures = [pool.submit(function, item) for item in items[1:]]
+        try:
+            first = function(items[0])
+        finally:
+            rest = [future.result() for future in futures]  # waits for all even when the first item failed
     return [first, *rest]
+
+
+@contextmanager
+def _one_intra_op_thread():
+    """Torch's intra-op pool at one thread while the items run side by side, restored after.
+
+    Each calling thread would otherwise fan its large kernels out over all the cores too, so two items on two
+    cores ran four busy threads: PPO's update on sumo-pushers (64 copies x 100 steps, 2 CPUs) took 0.14-0.17 s
+    that way against 0.11-0.12 s with one intra-op thread (benchmarks/RESULTS.md, issue 15).
+    """
+    previous = torch.get_num_threads()
+    if previous == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _helpers(n: int) -> ThreadPoolExecutor:

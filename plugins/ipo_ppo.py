@@ -68,6 +68,7 @@ from ipo_robust.optim.optimizer import (
 )
 from ipo_robust.optim.update import scaled_cgd_step
 from ipo_robust.plugins.ppo import generalized_advantages, value_critics
+from ipo_robust.threads import thread_map
 
 
 def surrogate_game(policies, obs, act, logp_old, advantages, clip: float, mixed: bool = True,
@@ -217,12 +218,12 @@ class IPOPPO(SampleOptimizer):
         with torch.no_grad():
             logp_old = [agent.distribution(o).log_prob(a) for agent, o, a in zip(agents, obs, act, strict=True)]
         targets = self._advantages(batch)
-        obs1, obs2 = batch.obs1.reshape(M, -1), batch.obs2.reshape(M, -1)
+        minibatches = [order[start:start + size] for order in orders for start in range(0, M, size)]
         rtol = c.rtol or default_rtol(logp_old[0])
-        iterations, failures, solves, clipfracs, value_losses = 0, 0, 0, [], [0.0, 0.0]
-        for order in orders:
-            for start in range(0, M, size):
-                idx = order[start:start + size]
+
+        def policy_steps() -> dict:
+            iterations, failures, clipfracs = 0, 0, []
+            for idx in minibatches:
                 advantages = []
                 for adv, _ in targets:
                     adv = adv[idx]
@@ -235,24 +236,33 @@ class IPOPPO(SampleOptimizer):
                 step = scaled_cgd_step(game, scale1, scale2, depth=None if c.mixed else 0, solver=c.solver,
                                        rtol=rtol, max_iter=c.max_iter)
                 apply_step(agents, step)
-                if c.mixed:
-                    solves += 1
-                    iterations += step.iterations
-                    failures += int(not step.converged)
+                iterations += step.iterations
+                failures += int(not step.converged)
                 clipfracs.append(info["clipfrac"])
+            info = {"optim/clipfrac": sum(clipfracs) / len(clipfracs)}
+            if c.mixed:
+                info.update({"optim/iterations": iterations / len(minibatches), "optim/solve_failures": failures,
+                             "optim/converged": failures == 0})
+            return info
+
+        def regress_critics() -> dict:
+            obs1, obs2 = batch.obs1.reshape(M, -1), batch.obs2.reshape(M, -1)
+            losses = [0.0, 0.0]
+            for idx in minibatches:
                 for i, (critic, optimizer) in enumerate(zip(self.critics, self.critic_optimizers, strict=True)):
                     loss = 0.5 * ((critic(obs1[idx], obs2[idx]) - targets[i][1][idx].to(dtypes[i])) ** 2).mean()
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()
-                    value_losses[i] = float(loss.detach())
+                    losses[i] = float(loss.detach())
+            return {"optim/value_loss1": losses[0], "optim/value_loss2": losses[1]}
+
+        # the critics' targets are fixed for the whole update, so their regression runs beside the policy steps
+        info: dict = {}
+        for part in thread_map(lambda work: work(), (policy_steps, regress_critics)):
+            info.update(part)
         self.iteration += 1
-        kl1, kl2 = mean_kl(before, distributions(agents, batch))
-        info = {"optim/kl1": kl1, "optim/kl2": kl2, "optim/clipfrac": sum(clipfracs) / len(clipfracs),
-                "optim/value_loss1": value_losses[0], "optim/value_loss2": value_losses[1]}
-        if c.mixed:
-            info.update({"optim/iterations": iterations / solves, "optim/solve_failures": failures,
-                         "optim/converged": failures == 0})
+        info["optim/kl1"], info["optim/kl2"] = mean_kl(before, distributions(agents, batch))
         if batch.num_episodes:
             returns1, returns2 = batch.discounted_returns(c.gamma)
             info.update({"train/J1": float(returns1.mean()), "train/J2": float(returns2.mean()),

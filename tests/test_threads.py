@@ -20,6 +20,20 @@ def test_thread_map_keeps_order_and_raises():
         thread_map(fail_on_two, [1, 2, 3], threads=2)
 
 
+def test_items_side_by_side_run_with_one_intra_op_thread_and_the_count_is_restored():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert thread_map(lambda _: torch.get_num_threads(), range(2), threads=2) == [1, 1]
+        assert torch.get_num_threads() == 2
+        assert thread_map(lambda _: torch.get_num_threads(), range(2), threads=1) == [2, 2]  # in this thread
+        with pytest.raises(RuntimeError, match="boom"):
+            thread_map(lambda _: (_ for _ in ()).throw(RuntimeError("boom")), range(2), threads=2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+
+
 def test_available_cpus_reads_the_variable(monkeypatch):
     monkeypatch.setenv(WORKERS_VARIABLE, "3")
     assert available_cpus() == 3
@@ -29,10 +43,10 @@ def test_available_cpus_reads_the_variable(monkeypatch):
 
 
 @pytest.mark.parametrize("optimizer, options", [("ppo", {"lr": 0.003}), ("ipo-vpg", {"lr": 0.05, "critic": "value"}),
-                                                 ("simga", {"lr": 0.05, "critic": "q"})])
+                                                 ("simga", {"lr": 0.05, "critic": "q"}), ("ipo-ppo", {"lr": 0.003})])
 def test_training_is_bit_identical_on_one_or_two_threads(monkeypatch, tmp_path, optimizer, options):
-    """PPO's two players' updates and both critics' regressions run side by side on threads; the weights
-    after a few updates are the same bits as on one thread."""
+    """PPO's two players' updates, both critics' regressions, and ipo-ppo's critics beside its policy steps run
+    side by side on threads; the weights after a few updates are the same bits as on one thread."""
     from ipo_robust.train import run_training
 
     config = {"env": {"name": "sumo-pushers", "num_envs": 8, "steps": 110, "options": {"shaping": 1.0}},
