@@ -114,6 +114,8 @@ class IPOPPO(SampleOptimizer):
     batch, with GAE from a centralised critic per player (module docstring)."""
 
     capabilities = Capabilities(interactive=True, local_game=False)
+    no_opponent_model_reason = ("each step reads both players' policies (the joint ratio and the mixed Hessians); "
+                                "the local-game optimizers (ipo-vpg, ipo-npg, ipo-trpo) take opponent models")
 
     @dataclass
     class Config(Hyperparameters):

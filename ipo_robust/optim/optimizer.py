@@ -349,11 +349,13 @@ class SampleOptimizer(_AgentsHolder):
 
     Config: ClassVar[type[Hyperparameters]]
     capabilities: ClassVar[Capabilities] = Capabilities(local_game=False)
+    #: why ``opponent_model=`` is refused
+    no_opponent_model_reason: ClassVar[str] = ("it learns from samples alone, and each player's update reads only "
+                                               "its own policy and rewards")
 
     def __init__(self, agents=None, opponent_model=None, **hyperparameters):
         if opponent_model is not None:
-            raise ConfigError("takes no opponent_model: it learns from samples alone, and each player's update "
-                              "reads only its own policy and rewards")
+            raise ConfigError(f"takes no opponent_model: {self.no_opponent_model_reason}")
         self.config = self.Config.build(**hyperparameters)
         self.agents = check_agents(agents)
         self.iteration = 0

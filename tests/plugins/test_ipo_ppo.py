@@ -10,6 +10,7 @@ from torch.nn.utils import parameters_to_vector
 
 import ipo_robust
 from ipo_robust import host
+from ipo_robust.errors import ConfigError
 from ipo_robust.optim import LocalGame, cgd_step, scaled_cgd_step
 from ipo_robust.optim.optimizer import SampleOptimizer, capabilities_of
 from ipo_robust.plugins.ipo_ppo import IPOPPO, surrogate_game
@@ -176,11 +177,13 @@ def test_independent_ablation_is_adam_without_momentum_on_each_players_surrogate
                                    rtol=1e-9, atol=1e-12)
 
 
-def test_ipo_ppo_is_interactive_and_sample_only():
+def test_ipo_ppo_is_interactive_and_sample_only_and_refuses_an_opponent_model():
     factory = host.resolve("optimizer", "ipo-ppo")
     assert factory is IPOPPO and issubclass(IPOPPO, SampleOptimizer)
     capabilities = capabilities_of(IPOPPO)
-    assert capabilities.interactive and not capabilities.local_game
+    assert capabilities.interactive and not capabilities.local_game and not capabilities.opponent_models
+    with pytest.raises(ConfigError, match="takes no opponent_model: each step reads both players' policies"):
+        IPOPPO(None, opponent_model="mle")
 
 
 def test_mixed_step_differs_from_the_independent_one_and_solves_converge():
