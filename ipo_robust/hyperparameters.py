@@ -39,6 +39,12 @@ def unit_interval(value) -> str | None:
     return None if ok else "a number in [0, 1]"
 
 
+def unit_interval_open(value) -> str | None:
+    """[0, 1): a decay rate whose bias correction 1 - beta^k must not vanish."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value < 1.0
+    return None if ok else "a number in [0, 1)"
+
+
 def boolean(value) -> str | None:
     return None if isinstance(value, bool) else "true or false"
 

@@ -54,6 +54,7 @@ from ipo_robust.hyperparameters import (
     positive_int_or_none,
     positive_or_none,
     unit_interval,
+    unit_interval_open,
 )
 from ipo_robust.optim.jacobians import auto_method, make_scores
 from ipo_robust.optim.local_game import LocalGame
@@ -78,7 +79,7 @@ def surrogate_game(policies, obs, act, logp_old, advantages, clip: float, mixed:
     policies: the pair at their current parameters. obs, act, logp_old, advantages: pairs, per player, of
     (M, d) observations, (M, ...) actions, (M,) log-probabilities at collection and (M,) advantages (already
     normalised if wanted). With ``mixed=False`` the mixed Hessians are zero operators (independent players).
-    Returns the game and ``{"clipfrac": ..., "ratio_mean": ...}`` of the joint ratio.
+    Returns the game and ``{"clipfrac": ...}``, the fraction of samples whose joint ratio left the clip range.
     """
     scores = [make_scores(policy, o.unsqueeze(1), a.unsqueeze(1), auto_method(policy) if method == "auto" else method)
               for policy, o, a in zip(policies, obs, act, strict=True)]
@@ -94,19 +95,16 @@ def surrogate_game(policies, obs, act, logp_old, advantages, clip: float, mixed:
             # left the clip range in the direction the advantage favours
             active = torch.where(adv >= 0, rho <= 1.0 + clip, rho >= 1.0 - clip)
             weights.append((active * rho * adv / M).reshape(M, 1))
-    dtype = scores[0].dtype
-    c1, c2 = (w.to(dtype) for w in weights)
     s1, s2 = scores
-    g1, g2 = s1.vjp(c1), s2.vjp(c2.to(s2.dtype))
+    c1, c2 = weights[0].to(s1.dtype), weights[1].to(s2.dtype)
+    g1, g2 = s1.vjp(c1), s2.vjp(c2)
     p1, p2 = s1.p, s2.p
     if mixed:
-        D12 = LinearOperator(lambda v: s1.vjp(c1 * s2.jvp(v).to(dtype)), (p1, p2))
-        D21 = LinearOperator(lambda v: s2.vjp(c2 * s1.jvp(v).to(dtype)), (p2, p1))
+        D12 = LinearOperator(lambda v: s1.vjp(c1 * s2.jvp(v).to(s1.dtype)), (p1, p2))
+        D21 = LinearOperator(lambda v: s2.vjp(c2 * s1.jvp(v).to(s2.dtype)), (p2, p1))
     else:
         D12, D21 = LinearOperator.zeros(p1, p2, like=g1), LinearOperator.zeros(p2, p1, like=g1)
-    info = {"clipfrac": float(((rho - 1.0).abs() > clip).to(torch.float64).mean()),
-            "ratio_mean": float(rho.mean())}
-    return LocalGame(g1, g2, D12, D21), info
+    return LocalGame(g1, g2, D12, D21), {"clipfrac": float(((rho - 1.0).abs() > clip).to(torch.float64).mean())}
 
 
 class IPOPPO(SampleOptimizer):
@@ -122,7 +120,7 @@ class IPOPPO(SampleOptimizer):
         gamma: float = hyperparameter(0.99, unit_interval, "discount of J_i = E[sum_t gamma^t r_i,t]")
         lr: float = hyperparameter(3e-4, positive, "base step size of the diagonal step sizes P_i = lr / "
                                    "(sqrt(v_i) + eps)")
-        beta: float = hyperparameter(0.999, unit_interval, "decay of the running mean v_i of g_i^2")
+        beta: float = hyperparameter(0.999, unit_interval_open, "decay of the running mean v_i of g_i^2")
         eps: float = hyperparameter(1e-5, positive, "added to sqrt(v_i)")
         clip: float = hyperparameter(0.2, positive, "clip range epsilon of the joint probability ratio")
         gae_lambda: float = hyperparameter(0.95, unit_interval, "GAE lambda")
@@ -197,6 +195,10 @@ class IPOPPO(SampleOptimizer):
     def _scales(self, game: LocalGame) -> tuple[torch.Tensor, torch.Tensor]:
         """P_i = lr / (sqrt(v_i / (1 - beta^k)) + eps) after folding this step's g_i^2 into v_i."""
         c = self.config
+        for i, g in enumerate((game.g1, game.g2), start=1):
+            if not bool(torch.isfinite(g).all()):
+                raise FloatingPointError(f"ipo-ppo: player {i}'s surrogate gradient is not finite (NaN or inf "
+                                         "rewards, observations or parameters)")
         self.moment_steps += 1
         correction = 1.0 - c.beta ** self.moment_steps
         scales = []

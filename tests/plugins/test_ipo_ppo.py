@@ -196,3 +196,12 @@ def test_mixed_step_differs_from_the_independent_one_and_solves_converge():
     assert difference > 1e-6
     for key in ("optim/kl1", "optim/kl2", "optim/clipfrac", "optim/value_loss1", "train/J1"):
         assert key in info
+
+
+def test_bad_hyperparameters_and_a_non_finite_gradient_are_named():
+    with pytest.raises(ConfigError, match=r"optimizer 'ipo-ppo': beta must be a number in \[0, 1\), got 1"):
+        host.create("optimizer", "ipo-ppo", None, beta=1)
+    agents, batch = _sumo_batch()
+    batch.rew1[3, 1] = float("nan")
+    with pytest.raises(FloatingPointError, match="ipo-ppo: player 1's surrogate gradient is not finite"):
+        ipo_robust.make_optimizer("ipo-ppo", agents, critic_hidden=(8,)).step(batch)
