@@ -44,16 +44,12 @@ import torch
 
 from ipo_robust.hookspecs import hookimpl
 from ipo_robust.hyperparameters import (
-    Hyperparameters,
     boolean,
-    hidden_sizes,
     hyperparameter,
     one_of,
     positive,
-    positive_int,
     positive_int_or_none,
     positive_or_none,
-    unit_interval,
     unit_interval_open,
 )
 from ipo_robust.optim.jacobians import auto_method, make_scores
@@ -68,7 +64,7 @@ from ipo_robust.optim.optimizer import (
     mean_kl,
 )
 from ipo_robust.optim.update import scaled_cgd_step
-from ipo_robust.plugins.ppo import generalized_advantages, value_critics
+from ipo_robust.plugins.ppo import BatchReuseConfig, generalized_advantages, value_critics
 from ipo_robust.threads import thread_map
 
 
@@ -116,17 +112,11 @@ class IPOPPO(SampleOptimizer):
                                 "the local-game optimizers (ipo-vpg, ipo-npg, ipo-trpo) take opponent models")
 
     @dataclass
-    class Config(Hyperparameters):
-        gamma: float = hyperparameter(0.99, unit_interval, "discount of J_i = E[sum_t gamma^t r_i,t]")
+    class Config(BatchReuseConfig):
         lr: float = hyperparameter(3e-4, positive, "base step size of the diagonal step sizes P_i = lr / "
                                    "(sqrt(v_i) + eps)")
         beta: float = hyperparameter(0.999, unit_interval_open, "decay of the running mean v_i of g_i^2")
         eps: float = hyperparameter(1e-5, positive, "added to sqrt(v_i)")
-        clip: float = hyperparameter(0.2, positive, "clip range epsilon of the joint probability ratio")
-        gae_lambda: float = hyperparameter(0.95, unit_interval, "GAE lambda")
-        epochs: int = hyperparameter(4, positive_int, "passes over the batch per step")
-        minibatches: int = hyperparameter(4, positive_int, "minibatches per pass")
-        normalize_advantages: bool = hyperparameter(True, boolean, "normalise advantages per minibatch")
         mixed: bool = hyperparameter(True, boolean, "use the mixed Hessians (False: independent RMSprop steps "
                                      "on the same surrogates, the ablation)")
         solver: str = hyperparameter("auto", one_of("auto", "gmres", "dense"), "linear solver of each step")
@@ -134,11 +124,8 @@ class IPOPPO(SampleOptimizer):
                                             "solver tolerance; None: 1e-10 in float64, 1e-6 in float32")
         max_iter: int | None = hyperparameter(100, positive_int_or_none, "solver iteration cap per step")
         critic_lr: float = hyperparameter(1e-3, positive, "Adam learning rate of the critics")
-        critic_hidden: tuple = hyperparameter((64, 64), hidden_sizes, "hidden widths of the ValueCritics")
         method: str = hyperparameter("auto", one_of("auto", "layer-factors", "double-backward", "forward-mode"),
                                      "how the score Jacobians' products are computed (estimators module)")
-        seed: int = hyperparameter(0, lambda v: None if isinstance(v, int) and not isinstance(v, bool)
-                                   else "an integer", "seed of the critics' weights and the minibatch shuffle")
 
     def __init__(self, agents=None, opponent_model=None, **hyperparameters):
         super().__init__(agents, opponent_model, **hyperparameters)

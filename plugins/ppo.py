@@ -97,24 +97,34 @@ def clipped_surrogate(logp: torch.Tensor, logp_old: torch.Tensor, advantages: to
     return torch.min(pg_loss1, pg_loss2).mean()
 
 
+def _integer(value) -> str | None:
+    return None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
+
+
+@dataclass
+class BatchReuseConfig(Hyperparameters):
+    """What PPO and ipo-ppo share: the discount, GAE, the clip, the passes over a batch, the critics."""
+
+    gamma: float = hyperparameter(0.99, unit_interval, "discount of J_i = E[sum_t gamma^t r_i,t]")
+    clip: float = hyperparameter(0.2, positive, "clip range epsilon of the probability ratio (ipo-ppo: the "
+                                 "joint ratio of both players)")
+    gae_lambda: float = hyperparameter(0.95, unit_interval, "GAE lambda")
+    epochs: int = hyperparameter(4, positive_int, "passes over the batch per step")
+    minibatches: int = hyperparameter(4, positive_int, "minibatches per pass")
+    normalize_advantages: bool = hyperparameter(True, boolean, "normalise advantages per minibatch")
+    critic_hidden: tuple = hyperparameter((64, 64), hidden_sizes, "hidden widths of the ValueCritics")
+    seed: int = hyperparameter(0, _integer, "seed of the critics' weights and the minibatch shuffle")
+
+
 class PPO(SampleOptimizer):
     """Independent PPO with clipping and GAE for both players (module docstring)."""
 
     @dataclass
-    class Config(Hyperparameters):
-        gamma: float = hyperparameter(0.99, unit_interval, "discount of J_i = E[sum_t gamma^t r_i,t]")
+    class Config(BatchReuseConfig):
         lr: float = hyperparameter(3e-4, positive, "Adam learning rate (policy and critic)")
-        clip: float = hyperparameter(0.2, positive, "clip range epsilon of the probability ratio")
-        gae_lambda: float = hyperparameter(0.95, unit_interval, "GAE lambda")
-        epochs: int = hyperparameter(4, positive_int, "passes over the batch per step")
-        minibatches: int = hyperparameter(4, positive_int, "minibatches per pass")
         vf_coef: float = hyperparameter(0.5, non_negative, "weight of the critic's squared error")
         ent_coef: float = hyperparameter(0.0, non_negative, "weight of the entropy bonus")
         max_grad_norm: float = hyperparameter(0.5, positive, "global gradient-norm clip per player")
-        normalize_advantages: bool = hyperparameter(True, boolean, "normalise advantages per minibatch")
-        critic_hidden: tuple = hyperparameter((64, 64), hidden_sizes, "hidden widths of the ValueCritic")
-        seed: int = hyperparameter(0, lambda v: None if isinstance(v, int) and not isinstance(v, bool)
-                                   else "an integer", "seed of the critics' weights and the minibatch shuffle")
         train: str = hyperparameter("both", one_of("both", "player1", "player2"),
                                     "which players are updated; the other stays frozen, bit for bit (an "
                                     "adversary trained against a fixed victim, Gleave et al. 2020)")
