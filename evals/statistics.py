@@ -401,7 +401,8 @@ def conclusion(table: pd.DataFrame, metric: str, lower_is_better: bool, names: S
     :param confidence: printed as the intervals' coverage; default ``table.attrs["confidence"]`` or 0.95.
 
     A separated pair reads "{better} is {comparative} than {worse} (95% intervals do not overlap)"
-    (default: "{better} has lower {metric} than {worse} (...)"); any other pair reads
+    (default: "{better} has lower {metric} than {worse} (...)"), with ", but X's interval is a point: its
+    N seeds all gave V" added for a name whose runs were all equal; any other pair reads
     "{a} vs {b}: no difference detected at this budget (95% intervals overlap)", or "(... 1 seed: no
     interval)" when a name has a single run.
     """
@@ -431,9 +432,21 @@ def conclusion(table: pd.DataFrame, metric: str, lower_is_better: bool, names: S
                 continue
             a_is_lower = ra[f"{metric}_high"] < rb[f"{metric}_low"]
             better, worse = (a, b) if a_is_lower == lower_is_better else (b, a)
+            reason = f"{level} intervals do not overlap{_point_caveat(table, rows, (better, worse), metric)}"
             if comparative is None:
                 sentences.append(f"{better} has {'lower' if lower_is_better else 'higher'} {metric} than {worse} "
-                                 f"({level} intervals do not overlap)")
+                                 f"({reason})")
             else:
-                sentences.append(f"{better} is {comparative} than {worse} ({level} intervals do not overlap)")
+                sentences.append(f"{better} is {comparative} than {worse} ({reason})")
     return sentences
+
+
+def _point_caveat(table: pd.DataFrame, rows: dict, names: Sequence[str], metric: str) -> str:
+    """``", but X's interval is a point: its N seeds all gave V"`` for each of ``names`` whose several runs
+    (``n`` >= 2) were all equal: a bootstrap over them has no spread to show, however few they are."""
+    if "n" not in table.columns:
+        return ""
+    points = [f"{name}'s interval is a point: its {int(rows[name]['n'])} seeds all gave {rows[name][metric]:.3g}"
+              for name in names
+              if rows[name]["n"] >= 2 and rows[name][f"{metric}_low"] == rows[name][f"{metric}_high"]]
+    return "".join(f", but {point}" for point in points)

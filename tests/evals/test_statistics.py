@@ -277,6 +277,16 @@ def test_conclusion_speaks_only_where_intervals_separate():
         conclusion(table, "iqm", lower_is_better=True)
 
 
+def test_conclusion_says_when_a_separation_rests_on_seeds_that_were_all_equal():
+    """Three seeds all at 1 give the bootstrap interval [1, 1]; the sentence says so rather than let the point
+    pass for a narrow interval (benchmarks/RESULTS.md, ipo-ppo against ppo)."""
+    table = pd.DataFrame({"name": ["ppo", "ipo-ppo"], "n": [3, 3], "mean": [0.667, 1.0],
+                          "mean_low": [0.5, 1.0], "mean_high": [0.992, 1.0]})
+    assert conclusion(table, "mean", lower_is_better=True, comparative="less exploitable") == [
+        "ppo is less exploitable than ipo-ppo (95% intervals do not overlap, but ipo-ppo's interval is a point: "
+        "its 3 seeds all gave 1)"]
+
+
 def test_conclusion_on_computed_tables():
     rng = np.random.default_rng(11)
     scores = {"ipo-vpg": rng.uniform(0.0, 0.1, 6), "ppo": rng.uniform(0.8, 1.0, 6)}
