@@ -176,13 +176,13 @@ def scaled_cgd_step(game: LocalGame, scale1: torch.Tensor, scale2: torch.Tensor,
     """
     _check_game(game)
     roots = []
-    for name, scale, p in (("scale1", scale1, game.p1), ("scale2", scale2, game.p2)):
-        if not isinstance(scale, torch.Tensor) or scale.shape != (p,):
-            raise ValueError(f"{name} must be a tensor of shape ({p},), got "
+    for name, scale, g in (("scale1", scale1, game.g1), ("scale2", scale2, game.g2)):
+        if not isinstance(scale, torch.Tensor) or scale.shape != g.shape:
+            raise ValueError(f"{name} must be a tensor of shape ({g.numel()},), got "
                              f"{tuple(scale.shape) if isinstance(scale, torch.Tensor) else type(scale).__name__}")
         if not bool(torch.isfinite(scale).all()) or not bool((scale > 0).all()):
             raise ValueError(f"{name} must be finite and > 0 everywhere")
-        roots.append(scale.to(game.g1).sqrt())
+        roots.append(scale.to(g).sqrt())
     r1, r2 = roots
     scaled = LocalGame(
         r1 * game.g1, r2 * game.g2,

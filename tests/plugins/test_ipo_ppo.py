@@ -115,6 +115,10 @@ def test_scaled_cgd_step_solves_the_regularised_local_game(zero_sum):
     expected = torch.linalg.solve(block, torch.cat([g1, g2]))
     torch.testing.assert_close(torch.cat([step.delta1, step.delta2]), expected, rtol=1e-9, atol=1e-11)
     assert step.info["solver"] == ("cg" if zero_sum else "gmres") and step.converged
+    # a warm start is d1 in parameter units: the exact solution needs no iteration
+    warm = scaled_cgd_step(game, scale1, scale2, rtol=1e-8, max_iter=50, x0=expected[:p1])
+    assert warm.iterations == 0
+    torch.testing.assert_close(warm.delta2, expected[p1:], rtol=1e-9, atol=1e-11)
     # uniform scales are plain CGD at that learning rate
     uniform = scaled_cgd_step(game, torch.full((p1,), 0.3, dtype=torch.float64),
                               torch.full((p2,), 0.3, dtype=torch.float64), solver="dense")
