@@ -64,7 +64,7 @@ from ipo_robust.optim.optimizer import (
     mean_kl,
 )
 from ipo_robust.optim.update import scaled_cgd_step
-from ipo_robust.plugins.ppo import BatchReuseConfig, generalized_advantages, value_critics
+from ipo_robust.plugins.ppo import BatchReuseConfig, critic_targets, normalized, value_critics
 from ipo_robust.threads import thread_map
 
 
@@ -171,11 +171,7 @@ class IPOPPO(SampleOptimizer):
         c = self.config
         out = []
         for critic, rew in zip(self.critics, (batch.rew1, batch.rew2), strict=True):
-            with torch.no_grad():
-                values = critic(batch.obs1, batch.obs2)
-                next_values = critic(batch.next_obs1, batch.next_obs2)
-            advantages, returns = generalized_advantages(rew, values, next_values, batch.done, batch.terminated,
-                                                         c.gamma, c.gae_lambda)
+            advantages, returns = critic_targets(critic, rew, batch, c.gamma, c.gae_lambda)
             out.append((advantages.reshape(-1), returns.reshape(-1)))
         return out
 
@@ -215,12 +211,7 @@ class IPOPPO(SampleOptimizer):
         def policy_steps() -> dict:
             iterations, failures, clipfracs = 0, 0, []
             for idx in minibatches:
-                advantages = []
-                for adv, _ in targets:
-                    adv = adv[idx]
-                    if c.normalize_advantages and adv.numel() > 1:
-                        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                    advantages.append(adv)
+                advantages = [normalized(adv[idx]) if c.normalize_advantages else adv[idx] for adv, _ in targets]
                 game, info = surrogate_game(agents, [o[idx] for o in obs], [a[idx] for a in act],
                                             [lp[idx] for lp in logp_old], advantages, c.clip, c.mixed, c.method)
                 scale1, scale2 = self._scales(game)

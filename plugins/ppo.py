@@ -86,6 +86,23 @@ def value_critics(agents, obs_dims, hidden, seed: int) -> tuple[ValueCritic, Val
     return critics[0], critics[1]
 
 
+def critic_targets(critic, rew: torch.Tensor, batch, gamma: float, lam: float
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE advantages and critic targets (:func:`generalized_advantages`) of one player's rewards ``rew``,
+    with its centralised critic evaluated on the batch's observations and next observations."""
+    with torch.no_grad():
+        values = critic(batch.obs1, batch.obs2)
+        next_values = critic(batch.next_obs1, batch.next_obs2)
+    return generalized_advantages(rew, values, next_values, batch.done, batch.terminated, gamma, lam)
+
+
+def normalized(advantages: torch.Tensor) -> torch.Tensor:
+    """A minibatch's advantages scaled to mean 0 and standard deviation 1 (a single sample stays as it is)."""
+    if advantages.numel() < 2:
+        return advantages
+    return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+
 def clipped_surrogate(logp: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor,
                       clip: float) -> torch.Tensor:
     """PPO's clipped objective L^CLIP = mean min(rho A, clip(rho, 1 - eps, 1 + eps) A), to maximise
@@ -186,10 +203,7 @@ class PPO(SampleOptimizer):
             dtype = next(agent.parameters()).dtype
             with torch.no_grad():
                 logp_old = agent.distribution(obs.to(dtype)).log_prob(act).reshape(M)
-                values = critic(batch.obs1, batch.obs2)
-                next_values = critic(batch.next_obs1, batch.next_obs2)
-            advantages, returns = generalized_advantages(rew, values, next_values, batch.done, batch.terminated,
-                                                         c.gamma, c.gae_lambda)
+            advantages, returns = critic_targets(critic, rew, batch, c.gamma, c.gae_lambda)
             flat = {"obs": obs.reshape(M, -1), "obs1": batch.obs1.reshape(M, -1), "obs2": batch.obs2.reshape(M, -1),
                     "act": act.reshape(M, *act.shape[2:]), "adv": advantages.reshape(M).to(dtype),
                     "ret": returns.reshape(M).to(dtype)}
@@ -199,9 +213,7 @@ class PPO(SampleOptimizer):
                     idx = order[start:start + size]
                     dist = agent.distribution(flat["obs"][idx].to(dtype))
                     logp = dist.log_prob(flat["act"][idx])
-                    adv = flat["adv"][idx]
-                    if c.normalize_advantages and adv.numel() > 1:
-                        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                    adv = normalized(flat["adv"][idx]) if c.normalize_advantages else flat["adv"][idx]
                     objective = clipped_surrogate(logp, logp_old[idx], adv, c.clip)  # eq. (7)
                     v_loss = 0.5 * ((critic(flat["obs1"][idx], flat["obs2"][idx]) - flat["ret"][idx]) ** 2).mean()
                     entropy = dist.entropy().mean()
