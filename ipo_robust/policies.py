@@ -416,10 +416,13 @@ class ValueCritic(nn.Module):
         d = sum(_flat_dim(s, f"observation_spaces[{i}]") for i, s in enumerate(self.observation_spaces))
         self.net = _mlp(d, 1, hidden, activation)
 
-    def forward(self, obs1: torch.Tensor, obs2: torch.Tensor) -> torch.Tensor:
+    def features(self, obs1: torch.Tensor, obs2: torch.Tensor) -> torch.Tensor:
+        """The MLP's input [obs1, obs2] (*B, d1 + d2) in the parameters' dtype."""
         dtype = _parameter_dtype(self)
-        x = torch.cat([torch.as_tensor(obs1).to(dtype), torch.as_tensor(obs2).to(dtype)], dim=-1)
-        return self.net(x).squeeze(-1)
+        return torch.cat([torch.as_tensor(obs1).to(dtype), torch.as_tensor(obs2).to(dtype)], dim=-1)
+
+    def forward(self, obs1: torch.Tensor, obs2: torch.Tensor) -> torch.Tensor:
+        return self.net(self.features(obs1, obs2)).squeeze(-1)
 
 
 class QCritic(nn.Module):
@@ -436,12 +439,15 @@ class QCritic(nn.Module):
         d += sum(_action_dim(s, f"action_spaces[{i}]") for i, s in enumerate(self.action_spaces))
         self.net = _mlp(d, 1, hidden, activation)
 
-    def forward(self, obs1, obs2, act1, act2) -> torch.Tensor:
+    def features(self, obs1, obs2, act1, act2) -> torch.Tensor:
+        """The MLP's input [obs1, obs2, a1, a2] (*B, d) in the parameters' dtype, discrete actions one-hot."""
         dtype = _parameter_dtype(self)
-        x = torch.cat([torch.as_tensor(obs1).to(dtype), torch.as_tensor(obs2).to(dtype),
-                       _action_features(act1, self.action_spaces[0], dtype),
-                       _action_features(act2, self.action_spaces[1], dtype)], dim=-1)
-        return self.net(x).squeeze(-1)
+        return torch.cat([torch.as_tensor(obs1).to(dtype), torch.as_tensor(obs2).to(dtype),
+                          _action_features(act1, self.action_spaces[0], dtype),
+                          _action_features(act2, self.action_spaces[1], dtype)], dim=-1)
+
+    def forward(self, obs1, obs2, act1, act2) -> torch.Tensor:
+        return self.net(self.features(obs1, obs2, act1, act2)).squeeze(-1)
 
 
 class NegatedCritic(nn.Module):

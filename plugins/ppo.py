@@ -26,11 +26,13 @@ game, no update rule; ``capabilities.local_game`` is False); use ``step(batch)``
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ipo_robust import mlp_grad
 from ipo_robust.envs.base import Box
 from ipo_robust.hookspecs import hookimpl
 from ipo_robust.hyperparameters import (
@@ -44,8 +46,8 @@ from ipo_robust.hyperparameters import (
     positive_int,
     unit_interval,
 )
-from ipo_robust.optim.optimizer import SampleOptimizer, distributions, mean_kl
-from ipo_robust.policies import ValueCritic
+from ipo_robust.optim.optimizer import SampleOptimizer, adam, player_kl
+from ipo_robust.policies import GaussianMLPPolicy, ValueCritic
 from ipo_robust.threads import thread_map
 
 
@@ -114,6 +116,59 @@ def clipped_surrogate(logp: torch.Tensor, logp_old: torch.Tensor, advantages: to
     return torch.min(pg_loss1, pg_loss2).mean()
 
 
+def _gradients(agent, critic, minibatch: dict, c) -> tuple[torch.Tensor, ...]:
+    """Backpropagate the PPO loss of one minibatch (module docstring) into the ``.grad`` of the player's policy
+    and critic; returns (L^CLIP, the critic's loss, the mean entropy, the probability ratios), detached."""
+    dist = agent.distribution(minibatch["obs"])
+    logp = dist.log_prob(minibatch["act"])
+    objective = clipped_surrogate(logp, minibatch["logp_old"], minibatch["adv"], c.clip)  # eq. (7)
+    v_loss = 0.5 * ((critic(minibatch["obs1"], minibatch["obs2"]) - minibatch["ret"]) ** 2).mean()
+    entropy = dist.entropy().mean()
+    loss = -objective + c.vf_coef * v_loss - c.ent_coef * entropy
+    loss.backward()
+    ratio = (logp.detach() - minibatch["logp_old"]).exp()
+    return objective.detach(), v_loss.detach(), entropy.detach(), ratio
+
+
+def _by_hand(agent, critic) -> tuple[list, list] | None:
+    """The layers of a :class:`GaussianMLPPolicy` and a :class:`ValueCritic` whose gradients
+    :mod:`ipo_robust.mlp_grad` writes out (CPU float32/64 MLPs of linear and tanh/ReLU layers), else None."""
+    if type(agent) is not GaussianMLPPolicy or type(critic) is not ValueCritic:
+        return None
+    policy, value = mlp_grad.linear_layers(agent.mean_net), mlp_grad.linear_layers(critic.net)
+    if policy is None or value is None or agent.log_std.dtype != agent.mean_net[0].weight.dtype:
+        return None
+    return policy, value
+
+
+def _gradients_by_hand(agent, policy_layers: list, critic_layers: list, minibatch: dict, c
+                       ) -> tuple[torch.Tensor, ...]:
+    """:func:`_gradients` for the layouts :func:`_by_hand` accepts, differentiated by hand: the same loss, its
+    gradients equal to autograd's up to float rounding (tests/plugins/test_ppo.py), written to ``.grad``."""
+    B, log_std = minibatch["obs"].shape[0], agent.log_std
+    policy = mlp_grad.forward(policy_layers, minibatch["obs"])
+    logp, z = mlp_grad.gaussian_log_prob(policy.output, log_std.detach(), minibatch["act"])
+    ratio = (logp - minibatch["logp_old"]).exp()
+    pg_loss1 = ratio * minibatch["adv"]
+    pg_loss2 = ratio.clamp(1.0 - c.clip, 1.0 + c.clip) * minibatch["adv"]
+    objective = torch.min(pg_loss1, pg_loss2).mean()  # eq. (7)
+    # d L^CLIP / d log pi = rho A / B where the unclipped term is the minimum, 0 where the clipped one is
+    grad_logp = torch.where(pg_loss1 <= pg_loss2, pg_loss1, 0.0) / -B  # of the loss, -L^CLIP
+    grad_mean, grad_log_std = mlp_grad.gaussian_log_prob_backward(grad_logp, z, log_std.detach())
+    # the Gaussian's entropy is sum_j (log_std_j + 1/2 + log sqrt(2 pi)) in every state
+    entropy = log_std.detach().sum() + log_std.numel() * (0.5 + math.log(math.sqrt(2 * math.pi)))
+    log_std.grad = grad_log_std - c.ent_coef
+    for p, g in zip(mlp_grad.parameters(policy_layers), mlp_grad.backward(policy, grad_mean), strict=True):
+        p.grad = g
+    value = mlp_grad.forward(critic_layers, minibatch["features"])
+    error = value.output.squeeze(-1) - minibatch["ret"]
+    v_loss = 0.5 * (error * error).mean()
+    grad_value = (c.vf_coef / B) * error.unsqueeze(-1)
+    for p, g in zip(mlp_grad.parameters(critic_layers), mlp_grad.backward(value, grad_value), strict=True):
+        p.grad = g
+    return objective, v_loss, entropy, ratio
+
+
 def _integer(value) -> str | None:
     return None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
 
@@ -160,8 +215,8 @@ class PPO(SampleOptimizer):
         self._obs_dims = [int(d) for d in obs_dims]
         agents = self._require_agents()
         self.critics = critics = value_critics(agents, self._obs_dims, self.config.critic_hidden, self.config.seed)
-        self.optimizers = tuple(torch.optim.Adam([*agent.parameters(), *critic.parameters()], lr=self.config.lr,
-                                                 eps=1e-5) for agent, critic in zip(agents, critics, strict=True))
+        self.optimizers = tuple(adam([*agent.parameters(), *critic.parameters()], lr=self.config.lr, eps=1e-5)
+                                for agent, critic in zip(agents, critics, strict=True))
 
     def state_dict(self) -> dict:
         state = {"iteration": self.iteration, "generator": self.generator.get_state()}
@@ -185,7 +240,6 @@ class PPO(SampleOptimizer):
         if self.critics is None:
             self._build(batch)
         agents = self._require_agents()
-        before = distributions(agents, batch)
         T, N = batch.num_steps, batch.num_envs
         M = T * N
         size = max(M // c.minibatches, 1)
@@ -202,39 +256,41 @@ class PPO(SampleOptimizer):
             rew = (batch.rew1, batch.rew2)[i]
             dtype = next(agent.parameters()).dtype
             with torch.no_grad():
-                logp_old = agent.distribution(obs.to(dtype)).log_prob(act).reshape(M)
+                before = agent.distribution(obs.to(dtype))
+                logp_old = before.log_prob(act).reshape(M)
             advantages, returns = critic_targets(critic, rew, batch, c.gamma, c.gae_lambda)
-            flat = {"obs": obs.reshape(M, -1), "obs1": batch.obs1.reshape(M, -1), "obs2": batch.obs2.reshape(M, -1),
-                    "act": act.reshape(M, *act.shape[2:]), "adv": advantages.reshape(M).to(dtype),
-                    "ret": returns.reshape(M).to(dtype)}
+            flat = {"obs": obs.reshape(M, -1).to(dtype), "act": act.reshape(M, *act.shape[2:]),
+                    "logp_old": logp_old, "adv": advantages.reshape(M).to(dtype), "ret": returns.reshape(M).to(dtype)}
+            by_hand = _by_hand(agent, critic)
+            if by_hand is None:
+                flat.update(obs1=batch.obs1.reshape(M, -1), obs2=batch.obs2.reshape(M, -1))
+            else:
+                flat["features"] = critic.features(batch.obs1.reshape(M, -1), batch.obs2.reshape(M, -1))
+            params = [p for g in optimizer.param_groups for p in g["params"]]
             clipfracs, pg, vf, ent = [], 0.0, 0.0, 0.0
             for order in orders[i]:
+                shuffled = {key: value.index_select(0, order) for key, value in flat.items()}
                 for start in range(0, M, size):
-                    idx = order[start:start + size]
-                    dist = agent.distribution(flat["obs"][idx].to(dtype))
-                    logp = dist.log_prob(flat["act"][idx])
-                    adv = normalized(flat["adv"][idx]) if c.normalize_advantages else flat["adv"][idx]
-                    objective = clipped_surrogate(logp, logp_old[idx], adv, c.clip)  # eq. (7)
-                    v_loss = 0.5 * ((critic(flat["obs1"][idx], flat["obs2"][idx]) - flat["ret"][idx]) ** 2).mean()
-                    entropy = dist.entropy().mean()
-                    loss = -objective + c.vf_coef * v_loss - c.ent_coef * entropy
-                    optimizer.zero_grad()
-                    loss.backward()
-                    nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]],
-                                             c.max_grad_norm)
+                    minibatch = {key: value[start:start + size] for key, value in shuffled.items()}
+                    if c.normalize_advantages:
+                        minibatch["adv"] = normalized(minibatch["adv"])
+                    if by_hand is None:
+                        optimizer.zero_grad()
+                        objective, v_loss, entropy, ratio = _gradients(agent, critic, minibatch, c)
+                    else:
+                        objective, v_loss, entropy, ratio = _gradients_by_hand(agent, *by_hand, minibatch, c)
+                    nn.utils.clip_grad_norm_(params, c.max_grad_norm)
                     optimizer.step()
-                    with torch.no_grad():
-                        ratio = (logp - logp_old[idx]).exp()
-                        clipfracs.append(float(((ratio - 1.0).abs() > c.clip).to(torch.float64).mean()))
-                    pg, vf, ent = float(objective.detach()), float(v_loss.detach()), float(entropy.detach())
+                    clipfracs.append(float(((ratio - 1.0).abs() > c.clip).to(torch.float64).mean()))
+                    pg, vf, ent = float(objective), float(v_loss), float(entropy)
+            with torch.no_grad():
+                kl = player_kl(before, agent.distribution(obs.to(dtype)))
             return {f"optim/clipfrac{i + 1}": sum(clipfracs) / len(clipfracs), f"optim/surrogate{i + 1}": pg,
-                    f"optim/value_loss{i + 1}": vf, f"optim/entropy{i + 1}": ent}
+                    f"optim/value_loss{i + 1}": vf, f"optim/entropy{i + 1}": ent, f"optim/kl{i + 1}": kl}
 
-        info: dict = {}
+        info: dict = {"optim/kl1": 0.0, "optim/kl2": 0.0}  # a frozen player's policy does not move
         for player_info in thread_map(update, players):
             info.update(player_info)
-        kl1, kl2 = mean_kl(before, distributions(agents, batch))
-        info["optim/kl1"], info["optim/kl2"] = kl1, kl2
         returns1, returns2 = batch.discounted_returns(c.gamma) if batch.num_episodes else (None, None)
         if returns1 is not None:
             info["train/J1"], info["train/J2"] = float(returns1.mean()), float(returns2.mean())

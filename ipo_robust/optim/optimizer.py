@@ -175,6 +175,16 @@ def apply_step(agents, step: Step) -> None:
             vector_to_parameters(theta + delta.to(theta), parameters)
 
 
+def adam(params, **options) -> torch.optim.Adam:
+    """``torch.optim.Adam`` over ``params``, its fused kernel where all of them are CPU or CUDA floats: one kernel
+    per step for all the tensors, where the default CPU path runs a dozen small ops per tensor. PPO's 32 Adam
+    steps per update on sumo-pushers took 15 ms that way (benchmarks/RESULTS.md, issue 15). The same update
+    rule; the rounding differs in the last bits."""
+    params = list(params)
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.Adam(params, fused=fused or None, **options)
+
+
 def distributions(agents, batch):
     """Each agent's action distributions on its observations in the batch (no graph)."""
     with torch.no_grad():
@@ -183,11 +193,14 @@ def distributions(agents, batch):
 
 def mean_kl(before, after) -> tuple[float, float]:
     """Mean KL(pi_old || pi_new) over the batch's observations, per player (NaN if not finite)."""
-    kls = []
-    for old, new in zip(before, after, strict=True):
-        kl = float(kl_divergence(old, new).mean())
-        kls.append(kl if math.isfinite(kl) else float("nan"))
-    return kls[0], kls[1]
+    kl1, kl2 = (player_kl(old, new) for old, new in zip(before, after, strict=True))
+    return kl1, kl2
+
+
+def player_kl(old, new) -> float:
+    """Mean KL(old || new) of one player's action distributions over the batch (NaN if not finite)."""
+    kl = float(kl_divergence(old, new).mean())
+    return kl if math.isfinite(kl) else float("nan")
 
 
 def solve_metrics(step: Step, failures: bool = False) -> dict:

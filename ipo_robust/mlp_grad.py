@@ -1,0 +1,128 @@
+"""Gradients of the project's MLPs written out by hand, for updates that take many small gradient steps.
+
+PPO takes 16 Adam steps per player per batch (4 epochs x 4 minibatches of 1,600 rows on a 64-copy batch),
+each on a policy and a critic of two 64-wide tanh layers. Through autograd a PPO update on sumo-pushers
+spent two thirds of its time outside the matrix products: graph bookkeeping, ``torch.distributions``
+objects, advanced indexing and the per-call cost of the NumPy tanh Function (benchmarks/RESULTS.md,
+issue 15). For a chain of ``nn.Linear`` layers with an elementwise tanh or ReLU after each but the last,
+the backward pass is a few lines::
+
+    forward:   x_0 = input,  z_k = x_k W_k^T + b_k,  x_{k+1} = f_k(z_k)      (f_last = identity)
+    backward:  dz_last = dL/d output
+               dW_k = dz_k^T x_k,   db_k = sum_rows dz_k,   dx_k = dz_k W_k
+               dz_{k-1} = dx_k * f'(z_{k-1})     tanh: 1 - x_k^2;  ReLU: [x_k > 0]
+
+:func:`linear_layers` recognises such a network (else None: the caller keeps autograd), :func:`forward`
+records the layer inputs on a :class:`Tape`, and :func:`backward` returns the gradients in
+``net.parameters()`` order. :func:`gaussian_log_prob` and :func:`gaussian_log_prob_backward` are the same
+for a diagonal Gaussian head with a state-independent log-std (:class:`~ipo_robust.policies.GaussianMLPPolicy`).
+Only CPU float32/64 parameters qualify: there tanh's value comes from ``np.tanh`` in place (NumPy's kernel
+is several times faster than torch's at these sizes; :mod:`ipo_robust.numpy_mlp`), and on a GPU the
+autograd path's kernel launches are not where the time goes. Tests compare every gradient with autograd's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ipo_robust.numpy_mlp import Tanh
+
+_LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
+_ACTIVATIONS = {nn.Tanh: "tanh", Tanh: "tanh", nn.ReLU: "relu"}
+
+
+def linear_layers(net: nn.Module) -> list[tuple[nn.Linear, str | None]] | None:
+    """[(linear, "tanh" | "relu" | None), ...] of an ``nn.Sequential`` of ``nn.Linear`` layers each followed by at
+    most one tanh or ReLU module, all its parameters CPU float32 or all float64; None for anything else."""
+    if not isinstance(net, nn.Sequential):
+        return None
+    layers: list[list] = []
+    for module in net:
+        if type(module) is nn.Linear:
+            layers.append([module, None])
+        elif type(module) in _ACTIVATIONS and layers and layers[-1][1] is None:
+            layers[-1][1] = _ACTIVATIONS[type(module)]
+        else:
+            return None
+    params = list(net.parameters())
+    if not layers or not all(p.device.type == "cpu" and p.dtype == params[0].dtype for p in params) \
+            or params[0].dtype not in (torch.float32, torch.float64):
+        return None
+    return [(linear, activation) for linear, activation in layers]
+
+
+def parameters(layers: list[tuple[nn.Linear, str | None]]) -> list[nn.Parameter]:
+    """The layers' parameters in the order :func:`backward` returns their gradients (``net.parameters()``')."""
+    return [p for linear, _ in layers for p in linear.parameters()]
+
+
+@dataclass
+class Tape:
+    """What :func:`backward` needs from a forward pass: each layer's input x_k and its output x_{k+1}."""
+
+    layers: list[tuple[nn.Linear, str | None]]
+    inputs: list[torch.Tensor]
+    output: torch.Tensor
+
+
+def forward(layers: list[tuple[nn.Linear, str | None]], x: torch.Tensor) -> Tape:
+    """The network's output on rows ``x`` (B, in), no autograd graph, with the layer inputs kept."""
+    inputs = []
+    with torch.no_grad():
+        for linear, activation in layers:
+            inputs.append(x)
+            weight, bias = linear.weight, linear.bias
+            x = torch.mm(x, weight.t()) if bias is None else torch.addmm(bias, x, weight.t())
+            if activation == "tanh":
+                np.tanh(x.numpy(), out=x.numpy())  # in place on the fresh product (module docstring)
+            elif activation == "relu":
+                x.clamp_(min=0)
+    return Tape(layers, inputs, x)
+
+
+def backward(tape: Tape, grad_output: torch.Tensor) -> list[torch.Tensor]:
+    """Gradients of sum(grad_output * output) with respect to the network's parameters, in ``parameters()``
+    order (each layer's weight, then its bias); ``grad_output`` has the output's shape."""
+    grads: list[torch.Tensor] = []
+    dz = grad_output
+    with torch.no_grad():
+        for k in range(len(tape.layers) - 1, -1, -1):
+            linear, _ = tape.layers[k]
+            x = tape.inputs[k]
+            layer = [dz.t().mm(x)] + ([] if linear.bias is None else [dz.sum(0)])
+            grads[:0] = layer
+            if k == 0:
+                break
+            dx = dz.mm(linear.weight)
+            activation = tape.layers[k - 1][1]
+            if activation == "tanh":
+                dz = torch.ops.aten.tanh_backward(dx, x)  # dx (1 - x^2), x = tanh(z)
+            elif activation == "relu":
+                dz = torch.ops.aten.threshold_backward(dx, x, 0)  # dx [x > 0]
+            else:
+                dz = dx
+    return grads
+
+
+def gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, action: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log N(action; mean, diag exp(2 log_std)) summed over the last dimension (B,), the standardised
+    residual z = (action - mean) / std (B, d), which :func:`gaussian_log_prob_backward` takes)."""
+    with torch.no_grad():
+        z = (action - mean) * torch.exp(-log_std)
+        log_prob = (-0.5 * z * z - log_std).sum(-1) - mean.shape[-1] * _LOG_SQRT_2PI
+    return log_prob, z
+
+
+def gaussian_log_prob_backward(grad_log_prob: torch.Tensor, z: torch.Tensor, log_std: torch.Tensor
+                               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dL/d mean (B, d), dL/d log_std (d,)) from dL/d log_prob (B,):
+    d log_prob / d mean = z / std, d log_prob / d log_std = z^2 - 1."""
+    with torch.no_grad():
+        g = grad_log_prob.unsqueeze(-1)
+        return g * z * torch.exp(-log_std), (g * (z * z - 1)).sum(0)
