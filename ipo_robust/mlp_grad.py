@@ -109,6 +109,19 @@ def backward(tape: Tape, grad_output: torch.Tensor) -> list[torch.Tensor]:
     return grads
 
 
+def squared_error(layers: list[tuple[nn.Linear, str | None]], x: torch.Tensor, target: torch.Tensor,
+                  scale: float = 1.0) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(mean_rows (f(x) - target)^2, the gradients of ``scale`` times it in ``parameters()`` order) of a network
+    with one output, f(x) (B, 1) against ``target`` (B,); the error is taken in ``target``'s dtype (a float64
+    loss of a float32 critic), the gradients in the parameters'."""
+    tape = forward(layers, x)
+    with torch.no_grad():
+        error = tape.output.squeeze(-1).to(target.dtype) - target
+        grad = ((2.0 * scale / error.numel()) * error).to(tape.output.dtype).unsqueeze(-1)
+        loss = (error * error).mean()
+    return loss, backward(tape, grad)
+
+
 def gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, action: torch.Tensor
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """(log N(action; mean, diag exp(2 log_std)) summed over the last dimension (B,), the standardised

@@ -52,6 +52,7 @@ from ipo_robust.hyperparameters import (
     positive_or_none,
     unit_interval_open,
 )
+from ipo_robust.optim.critics import adam, regression_step
 from ipo_robust.optim.jacobians import auto_method, make_scores
 from ipo_robust.optim.local_game import LocalGame
 from ipo_robust.optim.operators import LinearOperator
@@ -139,7 +140,7 @@ class IPOPPO(SampleOptimizer):
         self._obs_dims = [int(d) for d in obs_dims]
         agents = self._require_agents()
         self.critics = value_critics(agents, self._obs_dims, self.config.critic_hidden, self.config.seed)
-        self.critic_optimizers = tuple(torch.optim.Adam(critic.parameters(), lr=self.config.critic_lr, eps=1e-5)
+        self.critic_optimizers = tuple(adam(critic.parameters(), lr=self.config.critic_lr, eps=1e-5)
                                        for critic in self.critics)
         if self.second_moments is None:
             self.second_moments = [torch.zeros(sum(p.numel() for p in agent.parameters()), dtype=torch.float64,
@@ -232,11 +233,9 @@ class IPOPPO(SampleOptimizer):
             losses = [0.0, 0.0]
             for idx in minibatches:
                 for i, (critic, optimizer) in enumerate(zip(self.critics, self.critic_optimizers, strict=True)):
-                    loss = 0.5 * ((critic(obs1[idx], obs2[idx]) - targets[i][1][idx].to(dtypes[i])) ** 2).mean()
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
-                    losses[i] = float(loss.detach())
+                    # mean (V_i - R_i)^2 / 2
+                    losses[i] = 0.5 * regression_step(critic, optimizer, (obs1[idx], obs2[idx]),
+                                                      targets[i][1][idx].to(dtypes[i]), scale=0.5)
             return {"optim/value_loss1": losses[0], "optim/value_loss2": losses[1]}
 
         # the critics' targets are fixed for the whole update, so their regression runs beside the policy steps

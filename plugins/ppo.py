@@ -46,7 +46,8 @@ from ipo_robust.hyperparameters import (
     positive_int,
     unit_interval,
 )
-from ipo_robust.optim.optimizer import SampleOptimizer, adam, player_kl
+from ipo_robust.optim.critics import adam
+from ipo_robust.optim.optimizer import SampleOptimizer, player_kl
 from ipo_robust.policies import GaussianMLPPolicy, ValueCritic
 from ipo_robust.threads import thread_map
 
@@ -160,13 +161,11 @@ def _gradients_by_hand(agent, policy_layers: list, critic_layers: list, minibatc
     log_std.grad = grad_log_std - c.ent_coef
     for p, g in zip(mlp_grad.parameters(policy_layers), mlp_grad.backward(policy, grad_mean), strict=True):
         p.grad = g
-    value = mlp_grad.forward(critic_layers, minibatch["features"])
-    error = value.output.squeeze(-1) - minibatch["ret"]
-    v_loss = 0.5 * (error * error).mean()
-    grad_value = (c.vf_coef / B) * error.unsqueeze(-1)
-    for p, g in zip(mlp_grad.parameters(critic_layers), mlp_grad.backward(value, grad_value), strict=True):
+    # the critic's term of the loss, vf_coef mean (V - R)^2 / 2
+    mse, grads = mlp_grad.squared_error(critic_layers, minibatch["features"], minibatch["ret"], 0.5 * c.vf_coef)
+    for p, g in zip(mlp_grad.parameters(critic_layers), grads, strict=True):
         p.grad = g
-    return objective, v_loss, entropy, ratio
+    return objective, 0.5 * mse, entropy, ratio
 
 
 def _integer(value) -> str | None:

@@ -12,12 +12,43 @@ import math
 
 import torch
 
+from ipo_robust import mlp_grad
 from ipo_robust.batch import Batch, reverse_segment_cumsum
 from ipo_robust.devices import relocate
 from ipo_robust.policies import QCritic, ValueCritic
 from ipo_robust.threads import thread_map
 
 CRITIC_KINDS = ("none", "value", "q")
+
+
+def adam(params, **options) -> torch.optim.Adam:
+    """``torch.optim.Adam`` over ``params``, its fused kernel where all of them are CPU or CUDA floats: one kernel
+    per step for all the tensors, where the default CPU path runs a dozen small ops per tensor. PPO's 32 Adam
+    steps per update on sumo-pushers took 15 ms that way (benchmarks/RESULTS.md, issue 15). The same update
+    rule; the rounding differs in the last bits."""
+    params = list(params)
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.Adam(params, fused=fused or None, **options)
+
+
+def regression_step(critic: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs: tuple,
+                    target: torch.Tensor, scale: float = 1.0) -> float:
+    """One ``optimizer`` step on scale * mean (critic(*inputs) - target)^2, the error in ``target``'s dtype;
+    returns the mean squared error before the step. A :class:`ValueCritic` or :class:`QCritic` whose network
+    :func:`ipo_robust.mlp_grad.linear_layers` accepts is differentiated by hand (the same gradient, without
+    autograd's bookkeeping); any other critic by autograd."""
+    layers = mlp_grad.linear_layers(critic.net) if type(critic) in (ValueCritic, QCritic) else None
+    if layers is None:
+        with torch.enable_grad():
+            loss = ((critic(*inputs).to(target.dtype) - target) ** 2).mean()
+            optimizer.zero_grad()
+            (scale * loss).backward()
+    else:
+        loss, grads = mlp_grad.squared_error(layers, critic.features(*inputs), target, scale)
+        for p, g in zip(mlp_grad.parameters(layers), grads, strict=True):
+            p.grad = g
+    optimizer.step()
+    return float(loss.detach())
 
 
 class _FlatBox:
@@ -86,7 +117,7 @@ class ReturnCritics:
             torch.manual_seed(0)
             self.pair = tuple(ValueCritic(observation_spaces) if spec["kind"] == "value"
                               else QCritic(observation_spaces, action_spaces) for _ in (0, 1))
-        self.optimizers = [torch.optim.Adam(c.parameters(), lr=self.lr) for c in self.pair]
+        self.optimizers = [adam(c.parameters(), lr=self.lr) for c in self.pair]
         self.spec = spec
 
     def place(self, device: torch.device) -> None:
@@ -109,18 +140,15 @@ class ReturnCritics:
         discount = self.gamma ** batch.t.to(torch.float64)
         mask = batch.complete
         inputs = (batch.obs1, batch.obs2) if self.kind == "value" else (batch.obs1, batch.obs2, batch.act1, batch.act2)
+        inputs = tuple(x[mask] for x in inputs)  # the steps of complete episodes, whose returns-to-go are known
 
         def regress(i: int) -> float:
             critic, optimizer, rew = self.pair[i], self.optimizers[i], (batch.rew1, batch.rew2)[i]
             # sum_{t' >= t} gamma^(t' - t) r_t', the target of V(s_t) and Q(s_t, a1_t, a2_t)
             target = (reverse_segment_cumsum(discount * rew.to(torch.float64), batch.done) / discount)[mask]
-            with torch.enable_grad():
-                for _ in range(self.epochs):
-                    loss = ((critic(*inputs)[mask].to(torch.float64) - target) ** 2).mean()
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
-            return float(loss.detach())
+            for _ in range(self.epochs):
+                loss = regression_step(critic, optimizer, inputs, target)
+            return loss
 
         # the two regressions are independent: side by side on two threads where two CPUs are free
         return {f"critic/loss{i + 1}": loss for i, loss in enumerate(thread_map(regress, (0, 1)))}

@@ -175,16 +175,6 @@ def apply_step(agents, step: Step) -> None:
             vector_to_parameters(theta + delta.to(theta), parameters)
 
 
-def adam(params, **options) -> torch.optim.Adam:
-    """``torch.optim.Adam`` over ``params``, its fused kernel where all of them are CPU or CUDA floats: one kernel
-    per step for all the tensors, where the default CPU path runs a dozen small ops per tensor. PPO's 32 Adam
-    steps per update on sumo-pushers took 15 ms that way (benchmarks/RESULTS.md, issue 15). The same update
-    rule; the rounding differs in the last bits."""
-    params = list(params)
-    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
-    return torch.optim.Adam(params, fused=fused or None, **options)
-
-
 def distributions(agents, batch):
     """Each agent's action distributions on its observations in the batch (no graph)."""
     with torch.no_grad():
