@@ -85,27 +85,34 @@ def forward(layers: list[tuple[nn.Linear, str | None]], x: torch.Tensor) -> Tape
     return Tape(layers, inputs, x)
 
 
-def backward(tape: Tape, grad_output: torch.Tensor) -> list[torch.Tensor]:
-    """Gradients of sum(grad_output * output) with respect to the network's parameters, in ``parameters()``
-    order (each layer's weight, then its bias); ``grad_output`` has the output's shape."""
-    grads: list[torch.Tensor] = []
+def deltas(tape: Tape, grad_output: torch.Tensor) -> list[torch.Tensor]:
+    """dz_k for every layer k (rows: the samples) of L = sum(grad_output * output): with ``grad_output`` row m
+    the derivative of sample m's own loss, row m of dz_k is that sample's gradient at layer k's output."""
     dz = grad_output
+    out: list[torch.Tensor] = [dz]
     with torch.no_grad():
-        for k in range(len(tape.layers) - 1, -1, -1):
-            linear, _ = tape.layers[k]
-            x = tape.inputs[k]
-            layer = [dz.t().mm(x)] + ([] if linear.bias is None else [dz.sum(0)])
-            grads[:0] = layer
-            if k == 0:
-                break
-            dx = dz.mm(linear.weight)
-            activation = tape.layers[k - 1][1]
+        for k in range(len(tape.layers) - 1, 0, -1):
+            dx = dz.mm(tape.layers[k][0].weight)
+            activation, x = tape.layers[k - 1][1], tape.inputs[k]
             if activation == "tanh":
                 dz = torch.ops.aten.tanh_backward(dx, x)  # dx (1 - x^2), x = tanh(z)
             elif activation == "relu":
                 dz = torch.ops.aten.threshold_backward(dx, x, 0)  # dx [x > 0]
             else:
                 dz = dx
+            out.append(dz)
+    return out[::-1]
+
+
+def backward(tape: Tape, grad_output: torch.Tensor) -> list[torch.Tensor]:
+    """Gradients of sum(grad_output * output) with respect to the network's parameters, in ``parameters()``
+    order (each layer's weight, then its bias); ``grad_output`` has the output's shape."""
+    grads: list[torch.Tensor] = []
+    with torch.no_grad():
+        for (linear, _), x, dz in zip(tape.layers, tape.inputs, deltas(tape, grad_output), strict=True):
+            grads.append(dz.t().mm(x))
+            if linear.bias is not None:
+                grads.append(dz.sum(0))
     return grads
 
 

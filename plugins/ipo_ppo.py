@@ -211,10 +211,13 @@ class IPOPPO(SampleOptimizer):
 
         def policy_steps() -> dict:
             iterations, failures, clipfracs = 0, 0, []
-            for idx in minibatches:
-                advantages = [normalized(adv[idx]) if c.normalize_advantages else adv[idx] for adv, _ in targets]
-                game, info = surrogate_game(agents, [o[idx] for o in obs], [a[idx] for a in act],
-                                            [lp[idx] for lp in logp_old], advantages, c.clip, c.mixed, c.method)
+            for idx in minibatches:  # index_select: a quarter of the time of x[idx] on these rows
+                advantages = [adv.index_select(0, idx) for adv, _ in targets]
+                advantages = [normalized(adv) for adv in advantages] if c.normalize_advantages else advantages
+                game, info = surrogate_game(agents, [o.index_select(0, idx) for o in obs],
+                                            [a.index_select(0, idx) for a in act],
+                                            [lp.index_select(0, idx) for lp in logp_old], advantages, c.clip, c.mixed,
+                                            c.method)
                 scale1, scale2 = self._scales(game)
                 step = scaled_cgd_step(game, scale1, scale2, depth=None if c.mixed else 0, solver=c.solver,
                                        rtol=rtol, max_iter=c.max_iter)
@@ -234,8 +237,9 @@ class IPOPPO(SampleOptimizer):
             for idx in minibatches:
                 for i, (critic, optimizer) in enumerate(zip(self.critics, self.critic_optimizers, strict=True)):
                     # mean (V_i - R_i)^2 / 2
-                    losses[i] = 0.5 * regression_step(critic, optimizer, (obs1[idx], obs2[idx]),
-                                                      targets[i][1][idx].to(dtypes[i]), scale=0.5)
+                    losses[i] = 0.5 * regression_step(critic, optimizer,
+                                                      (obs1.index_select(0, idx), obs2.index_select(0, idx)),
+                                                      targets[i][1].index_select(0, idx).to(dtypes[i]), scale=0.5)
             return {"optim/value_loss1": losses[0], "optim/value_loss2": losses[1]}
 
         # the critics' targets are fixed for the whole update, so their regression runs beside the policy steps

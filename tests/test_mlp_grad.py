@@ -68,3 +68,30 @@ def test_gaussian_log_prob_and_its_gradients_match_torch_distributions():
 ])
 def test_other_networks_are_left_to_autograd(net):
     assert mlp_grad.linear_layers(net) is None
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_layer_factor_scores_by_hand_equal_the_autograd_factors(frozen, monkeypatch):
+    """LayerFactorScores builds a GaussianMLPPolicy's factors by hand; products equal those of the factors
+    it takes from autograd's hooks for any other policy (a frozen layer gets zero rows in both)."""
+    from ipo_robust.optim.jacobians import LayerFactorScores
+    from ipo_robust.policies import GaussianMLPPolicy
+
+    torch.manual_seed(2)
+    policy = GaussianMLPPolicy(4, 3, hidden=(6, 5)).double()
+    if frozen:
+        policy.mean_net[2].weight.requires_grad_(False)
+    obs = torch.randn(7, 3, 4, dtype=torch.float64)
+    with torch.no_grad():
+        act = policy.distribution(obs).sample()
+    p = sum(q.numel() for q in policy.parameters())
+    v, c = torch.randn(p, dtype=torch.float64), torch.randn(7, 3, dtype=torch.float64)
+    by_hand = LayerFactorScores(policy, obs, act)
+    assert by_hand._by_hand is not None
+    monkeypatch.setattr(mlp_grad, "linear_layers", lambda net: None)
+    hooked = LayerFactorScores(policy, obs, act)
+    assert hooked._by_hand is None
+    torch.testing.assert_close(by_hand.logp, hooked.logp, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(by_hand.jvp(v), hooked.jvp(v), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(by_hand.vjp(c), hooked.vjp(c), rtol=1e-10, atol=1e-12)
+    assert not by_hand.logp.requires_grad

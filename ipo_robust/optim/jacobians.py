@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.distributions import Distribution
 
+from ipo_robust import mlp_grad
 from ipo_robust.policies import (
     CategoricalMLPPolicy,
     GaussianMLPPolicy,
@@ -138,11 +139,15 @@ class ScoreJacobian(OutputJacobian):
         dtype = params[0].dtype if params else obs.dtype
         self.obs = obs.to(dtype)
         self.act = act if not act.is_floating_point() else act.to(dtype)
-        super().__init__(policy, lambda: policy.distribution(self.obs).log_prob(self.act))
+        super().__init__(policy, self._log_prob)
         if self.shape != tuple(obs.shape[:2]):
             raise ValueError(f"{type(policy).__name__}.distribution(obs).log_prob(act) has shape "
                              f"{self.shape}, expected (T, N) = {tuple(obs.shape[:2])}")
         self.shape = tuple(obs.shape[:2])
+
+    def _log_prob(self) -> torch.Tensor:
+        """log pi(act | obs) (T, N), with its graph when grad mode is on."""
+        return self.policy.distribution(self.obs).log_prob(self.act)
 
     @property
     def logp(self) -> torch.Tensor:
@@ -261,6 +266,12 @@ class LayerFactorScores(ScoreJacobian):
         if not self.supports(policy):
             raise ValueError(f"method 'layer-factors' needs a CategoricalMLPPolicy or GaussianMLPPolicy made of "
                              f"nn.Linear layers; got {type(policy).__name__} (use method='double-backward')")
+        layers = mlp_grad.linear_layers(policy.mean_net) if type(policy) is GaussianMLPPolicy else None
+        self._by_hand = layers if layers is not None and policy.log_std.device.type == "cpu" \
+            and policy.log_std.dtype == layers[0][0].weight.dtype else None
+        if self._by_hand is not None:
+            self._factors_by_hand(policy, obs, act)
+            return
         captured: dict[nn.Linear, tuple[torch.Tensor, torch.Tensor]] = {}
         linears = [m for m in policy.modules() if type(m) is nn.Linear]
         hooks = [m.register_forward_hook(lambda mod, inp, out: captured.__setitem__(mod, (inp[0], out)))
@@ -297,8 +308,20 @@ class LayerFactorScores(ScoreJacobian):
             if isinstance(policy, StateDependentStdGaussianPolicy):  # the log_std parameter covers the free dims
                 self.log_std_scores = self.log_std_scores[:, list(policy.free_dims)]
         self.logp = self.logp.detach()  # the products below need no graph
-        # where each parameter lives: ("weight" | "bias", Linear) or ("log_std", None); frozen -> None
-        self.slots = []
+        self.slots = self._slots(linears)
+
+    def _log_prob(self) -> torch.Tensor:
+        if self._by_hand is None:
+            return super()._log_prob()
+        M = self.obs.shape[0] * self.obs.shape[1]
+        self._tape = mlp_grad.forward(self._by_hand, self.obs.reshape(M, -1))
+        logp, self._z = mlp_grad.gaussian_log_prob(self._tape.output, self.policy.log_std.detach(),
+                                                   self.act.reshape(M, -1))
+        return logp.reshape(self.obs.shape[:2])
+
+    def _slots(self, linears: list[nn.Linear]) -> list:
+        """Where each parameter lives: ("weight" | "bias", Linear), ("log_std" | "table", None); frozen -> None."""
+        slots = []
         for param in self.params:
             slot = None
             if param.requires_grad:
@@ -309,7 +332,24 @@ class LayerFactorScores(ScoreJacobian):
                         slot = ("bias", m)
                 if slot is None:
                     slot = ("table", None) if self.table is not None else ("log_std", None)
-            self.slots.append(slot)
+            slots.append(slot)
+        return slots
+
+    def _factors_by_hand(self, policy: GaussianMLPPolicy, obs: torch.Tensor, act: torch.Tensor) -> None:
+        """The same factors for a :class:`GaussianMLPPolicy` whose mean MLP :mod:`ipo_robust.mlp_grad` knows,
+        without autograd: the deltas are the per-sample backward pass of d log pi_m / d mu_m = z_m / sigma."""
+        ScoreJacobian.__init__(self, policy, obs, act)  # its forward is _log_prob's hand-written one
+        self.table = None
+        log_std = policy.log_std.detach()
+        tape, z = self._tape, self._z
+        with torch.no_grad():
+            deltas = mlp_grad.deltas(tape, z * torch.exp(-log_std))
+            self.log_std_scores = z * z - 1.0
+        self.layers = {linear: (x, delta) for (linear, _), x, delta in zip(tape.layers, tape.inputs, deltas,
+                                                                            strict=True)}
+        self.logp = self.logp.detach()
+        self.slots = self._slots([linear for linear, _ in tape.layers])
+        del self._tape, self._z
 
     def jvp(self, v):
         M = self.shape[0] * self.shape[1]
