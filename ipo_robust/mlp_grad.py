@@ -92,16 +92,18 @@ def deltas(tape: Tape, grad_output: torch.Tensor) -> list[torch.Tensor]:
     out: list[torch.Tensor] = [dz]
     with torch.no_grad():
         for k in range(len(tape.layers) - 1, 0, -1):
-            dx = dz.mm(tape.layers[k][0].weight)
-            activation, x = tape.layers[k - 1][1], tape.inputs[k]
-            if activation == "tanh":
-                dz = torch.ops.aten.tanh_backward(dx, x)  # dx (1 - x^2), x = tanh(z)
-            elif activation == "relu":
-                dz = torch.ops.aten.threshold_backward(dx, x, 0)  # dx [x > 0]
-            else:
-                dz = dx
+            dz = activation_backward(tape.layers[k - 1][1], dz.mm(tape.layers[k][0].weight), tape.inputs[k])
             out.append(dz)
     return out[::-1]
+
+
+def activation_backward(activation: str | None, grad: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    """The gradient at an activation's input from the gradient at its ``output``."""
+    if activation == "tanh":
+        return torch.ops.aten.tanh_backward(grad, output)  # grad (1 - y^2), y = tanh(z)
+    if activation == "relu":
+        return torch.ops.aten.threshold_backward(grad, output, 0)  # grad [y > 0]
+    return grad
 
 
 def backward(tape: Tape, grad_output: torch.Tensor) -> list[torch.Tensor]:

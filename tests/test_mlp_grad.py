@@ -71,26 +71,37 @@ def test_other_networks_are_left_to_autograd(net):
 
 
 @pytest.mark.parametrize("frozen", [False, True])
-def test_layer_factor_scores_by_hand_equal_the_autograd_factors(frozen, monkeypatch):
-    """LayerFactorScores builds a GaussianMLPPolicy's factors by hand; products equal those of the factors
-    it takes from autograd's hooks for any other policy (a frozen layer gets zero rows in both)."""
+@pytest.mark.parametrize(("kind", "hidden"), [("gaussian", (6, 5)), ("gaussian", ()), ("state-std", (6, 5)),
+                                              ("state-std", ())])
+def test_layer_factor_scores_by_hand_equal_the_autograd_factors(kind, hidden, frozen, monkeypatch):
+    """LayerFactorScores builds the factors of the Gaussian MLP policies by hand; their products equal those of
+    the factors taken from autograd's hooks (the path of every other policy). A frozen layer gets zero rows
+    in both."""
     from ipo_robust.optim.jacobians import LayerFactorScores
-    from ipo_robust.policies import GaussianMLPPolicy
+    from ipo_robust.policies import GaussianMLPPolicy, StateDependentStdGaussianPolicy
 
     torch.manual_seed(2)
-    policy = GaussianMLPPolicy(4, 3, hidden=(6, 5)).double()
+    if kind == "gaussian":
+        policy = GaussianMLPPolicy(4, 3, hidden=hidden).double()
+    else:
+        policy = StateDependentStdGaussianPolicy(4, 3, (0, 2), hidden=hidden).double()
+        with torch.no_grad():  # a head with weight, so its squash is away from the linear regime
+            policy.log_std_head.weight.mul_(100.0)
     if frozen:
-        policy.mean_net[2].weight.requires_grad_(False)
+        policy.mean_net[0].weight.requires_grad_(False)
     obs = torch.randn(7, 3, 4, dtype=torch.float64)
     with torch.no_grad():
         act = policy.distribution(obs).sample()
     p = sum(q.numel() for q in policy.parameters())
     v, c = torch.randn(p, dtype=torch.float64), torch.randn(7, 3, dtype=torch.float64)
     by_hand = LayerFactorScores(policy, obs, act)
-    assert by_hand._by_hand is not None
+    assert by_hand.hand_written
     monkeypatch.setattr(mlp_grad, "linear_layers", lambda net: None)
+    if not hidden:  # no trunk to refuse: refuse the policy class instead
+        from ipo_robust.optim import jacobians
+        monkeypatch.setattr(jacobians._GaussianFactors, "of", classmethod(lambda cls, policy: None))
     hooked = LayerFactorScores(policy, obs, act)
-    assert hooked._by_hand is None
+    assert not hooked.hand_written
     torch.testing.assert_close(by_hand.logp, hooked.logp, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(by_hand.jvp(v), hooked.jvp(v), rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(by_hand.vjp(c), hooked.vjp(c), rtol=1e-10, atol=1e-12)

@@ -266,9 +266,8 @@ class LayerFactorScores(ScoreJacobian):
         if not self.supports(policy):
             raise ValueError(f"method 'layer-factors' needs a CategoricalMLPPolicy or GaussianMLPPolicy made of "
                              f"nn.Linear layers; got {type(policy).__name__} (use method='double-backward')")
-        layers = mlp_grad.linear_layers(policy.mean_net) if type(policy) is GaussianMLPPolicy else None
-        self._by_hand = layers if layers is not None and policy.log_std.device.type == "cpu" \
-            and policy.log_std.dtype == layers[0][0].weight.dtype else None
+        self._by_hand = _GaussianFactors.of(policy)
+        self.hand_written = self._by_hand is not None  # factors by hand rather than from autograd's hooks
         if self._by_hand is not None:
             self._factors_by_hand(policy, obs, act)
             return
@@ -314,9 +313,7 @@ class LayerFactorScores(ScoreJacobian):
         if self._by_hand is None:
             return super()._log_prob()
         M = self.obs.shape[0] * self.obs.shape[1]
-        self._tape = mlp_grad.forward(self._by_hand, self.obs.reshape(M, -1))
-        logp, self._z = mlp_grad.gaussian_log_prob(self._tape.output, self.policy.log_std.detach(),
-                                                   self.act.reshape(M, -1))
+        logp = self._by_hand.forward(self.obs.reshape(M, -1), self.act.reshape(M, -1))
         return logp.reshape(self.obs.shape[:2])
 
     def _slots(self, linears: list[nn.Linear]) -> list:
@@ -335,21 +332,14 @@ class LayerFactorScores(ScoreJacobian):
             slots.append(slot)
         return slots
 
-    def _factors_by_hand(self, policy: GaussianMLPPolicy, obs: torch.Tensor, act: torch.Tensor) -> None:
-        """The same factors for a :class:`GaussianMLPPolicy` whose mean MLP :mod:`ipo_robust.mlp_grad` knows,
-        without autograd: the deltas are the per-sample backward pass of d log pi_m / d mu_m = z_m / sigma."""
+    def _factors_by_hand(self, policy: nn.Module, obs: torch.Tensor, act: torch.Tensor) -> None:
+        """The same factors for the Gaussian policies :class:`_GaussianFactors` covers, without autograd."""
         ScoreJacobian.__init__(self, policy, obs, act)  # its forward is _log_prob's hand-written one
         self.table = None
-        log_std = policy.log_std.detach()
-        tape, z = self._tape, self._z
-        with torch.no_grad():
-            deltas = mlp_grad.deltas(tape, z * torch.exp(-log_std))
-            self.log_std_scores = z * z - 1.0
-        self.layers = {linear: (x, delta) for (linear, _), x, delta in zip(tape.layers, tape.inputs, deltas,
-                                                                            strict=True)}
+        self.layers, self.log_std_scores = self._by_hand.backward()
         self.logp = self.logp.detach()
-        self.slots = self._slots([linear for linear, _ in tape.layers])
-        del self._tape, self._z
+        self.slots = self._slots(list(self.layers))
+        self._by_hand = None  # frees the forward pass's tensors
 
     def jvp(self, v):
         M = self.shape[0] * self.shape[1]
@@ -405,6 +395,81 @@ class LayerFactorScores(ScoreJacobian):
             else:
                 parts.append(((Delta * c[:, None]).T @ A).reshape(-1))
         return torch.cat(parts)
+
+
+class _GaussianFactors:
+    """The layer factors of :class:`LayerFactorScores` for a :class:`GaussianMLPPolicy` or
+    :class:`StateDependentStdGaussianPolicy` on the CPU, by hand (:mod:`ipo_robust.mlp_grad`).
+
+    The trunk (every layer of the mean MLP but the last) gives h; the mean head mu = W_mu h + b_mu and, for
+    the state-dependent policy, the log-std head u = W_s h + b_s, log sigma_j = lo + (hi - lo)(tanh u_j + 1)/2
+    on its dimensions. With z = (a - mu) / sigma, the per-sample derivatives of log pi are
+    d/d mu = z / sigma, d/d log sigma = z^2 - 1, d/d u_j = (z_j^2 - 1)(hi - lo)(1 - tanh^2 u_j) / 2, and
+    d/d h = (d/d mu) W_mu + (d/d u) W_s, which the trunk's backward pass carries to every layer.
+    """
+
+    def __init__(self, policy: nn.Module, trunk: list, mean_head: nn.Linear, std_head: nn.Linear | None):
+        self.policy, self.trunk, self.mean_head, self.std_head = policy, trunk, mean_head, std_head
+
+    @classmethod
+    def of(cls, policy: nn.Module) -> _GaussianFactors | None:
+        """The plan for ``policy``, or None (any other class; parameters not all CPU float32 or all float64)."""
+        if type(policy) not in (GaussianMLPPolicy, StateDependentStdGaussianPolicy):
+            return None
+        modules = list(policy.mean_net)
+        if not modules or type(modules[-1]) is not nn.Linear:
+            return None
+        trunk = mlp_grad.linear_layers(nn.Sequential(*modules[:-1])) if len(modules) > 1 else []
+        params = list(policy.parameters())
+        if trunk is None or any(p.device.type != "cpu" or p.dtype != params[0].dtype for p in params) \
+                or params[0].dtype not in (torch.float32, torch.float64):
+            return None
+        std_head = policy.log_std_head if type(policy) is StateDependentStdGaussianPolicy else None
+        return cls(policy, trunk, modules[-1], std_head)
+
+    @staticmethod
+    def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+        return x @ layer.weight.t() if layer.bias is None else torch.addmm(layer.bias, x, layer.weight.t())
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """log pi(act | obs) (M,) for rows obs (M, d), act (M, k), keeping what :meth:`backward` needs."""
+        policy = self.policy
+        with torch.no_grad():
+            self.tape = mlp_grad.forward(self.trunk, obs) if self.trunk else None
+            self.h = obs if self.tape is None else self.tape.output
+            mean = self._linear(self.mean_head, self.h)
+            log_std = policy.log_std.detach()
+            if self.std_head is not None:
+                self.squashed = torch.tanh(self._linear(self.std_head, self.h))
+                state = policy.log_std_min + (policy.log_std_max - policy.log_std_min) * (self.squashed + 1.0) / 2.0
+                log_std = torch.cat([log_std.expand(len(obs), -1), state], dim=-1)[:, policy._order]
+            logp, self.z = mlp_grad.gaussian_log_prob(mean, log_std, act)
+            self.log_std = log_std
+        return logp
+
+    def backward(self) -> tuple[dict, torch.Tensor]:
+        """({Linear: (inputs (M, in), deltas (M, out))}, the log_std parameter's scores (M, free dims))."""
+        policy = self.policy
+        with torch.no_grad():
+            grad_mean = self.z * torch.exp(-self.log_std)
+            log_std_scores = self.z * self.z - 1.0
+            grad_h = grad_mean @ self.mean_head.weight
+            layers = {}
+            if self.std_head is not None:
+                width = policy.log_std_max - policy.log_std_min
+                grad_u = log_std_scores[:, list(policy.state_dependent_dims)] * (0.5 * width) \
+                    * (1.0 - self.squashed * self.squashed)
+                grad_h = grad_h + grad_u @ self.std_head.weight
+                log_std_scores = log_std_scores[:, list(policy.free_dims)]
+            if self.tape is not None:
+                grad_top = mlp_grad.activation_backward(self.trunk[-1][1], grad_h, self.h)
+                for (linear, _), x, delta in zip(self.trunk, self.tape.inputs, mlp_grad.deltas(self.tape, grad_top),
+                                                 strict=True):
+                    layers[linear] = (x, delta)
+            layers[self.mean_head] = (self.h, grad_mean)
+            if self.std_head is not None:
+                layers[self.std_head] = (self.h, grad_u)
+        return layers, log_std_scores
 
 
 _SCORES = {"forward-mode": ForwardModeScores, "double-backward": DoubleBackwardScores,
