@@ -133,9 +133,11 @@ def _gradients(agent, critic, minibatch: dict, c) -> tuple[torch.Tensor, ...]:
 
 def _by_hand(agent, critic) -> tuple[list, list] | None:
     """The layers of a :class:`GaussianMLPPolicy` and a :class:`ValueCritic` whose gradients
-    :mod:`ipo_robust.mlp_grad` writes out (CPU float32/64 MLPs of linear and tanh/ReLU layers), else None."""
-    if type(agent) is not GaussianMLPPolicy or type(critic) is not ValueCritic:
-        return None
+    :mod:`ipo_robust.mlp_grad` writes out (CPU float32/64 MLPs of linear and tanh/ReLU layers, every parameter
+    trainable), else None."""
+    if type(agent) is not GaussianMLPPolicy or type(critic) is not ValueCritic \
+            or not all(p.requires_grad for p in (*agent.parameters(), *critic.parameters())):
+        return None  # a frozen tensor must keep grad None, which only autograd's path does
     policy, value = mlp_grad.linear_layers(agent.mean_net), mlp_grad.linear_layers(critic.net)
     if policy is None or value is None or agent.log_std.dtype != agent.mean_net[0].weight.dtype:
         return None

@@ -35,9 +35,10 @@ def regression_step(critic: torch.nn.Module, optimizer: torch.optim.Optimizer, i
                     target: torch.Tensor, scale: float = 1.0) -> float:
     """One ``optimizer`` step on scale * mean (critic(*inputs) - target)^2, the error in ``target``'s dtype;
     returns the mean squared error before the step. A :class:`ValueCritic` or :class:`QCritic` whose network
-    :func:`ipo_robust.mlp_grad.linear_layers` accepts is differentiated by hand (the same gradient, without
-    autograd's bookkeeping); any other critic by autograd."""
-    layers = mlp_grad.linear_layers(critic.net) if type(critic) in (ValueCritic, QCritic) else None
+    :func:`ipo_robust.mlp_grad.linear_layers` accepts, all of it trainable, is differentiated by hand (the
+    same gradient, without autograd's bookkeeping); any other critic by autograd."""
+    layers = mlp_grad.linear_layers(critic.net) if type(critic) in (ValueCritic, QCritic) \
+        and all(p.requires_grad for p in critic.parameters()) else None
     if layers is None:
         with torch.enable_grad():
             loss = ((critic(*inputs).to(target.dtype) - target) ** 2).mean()

@@ -128,3 +128,15 @@ def test_a_frozen_player_keeps_its_weights_with_hand_written_gradients():
     moved = [[not torch.equal(p, q) for p, q in zip(agent.parameters(), old, strict=True)]
              for agent, old in zip(agents, before, strict=True)]
     assert all(moved[0]) and not any(moved[1])
+
+
+def test_a_frozen_tensor_inside_a_player_stays_put():
+    """A parameter with requires_grad=False is left alone: such a player takes autograd's path, whose gradient
+    of a frozen tensor is None (Adam skips it)."""
+    agents, batch = _sumo_pushers(torch.float32)
+    frozen = agents[0].mean_net[0].weight
+    frozen.requires_grad_(False)
+    before, trained = frozen.detach().clone(), agents[0].mean_net[2].weight.detach().clone()
+    host.create("optimizer", "ppo", agents, lr=1e-2).step(batch)
+    assert torch.equal(frozen, before)
+    assert not torch.equal(agents[0].mean_net[2].weight, trained)
