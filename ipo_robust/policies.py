@@ -28,9 +28,7 @@ Deterministic policies (the deterministic policy gradient, seed sec. 4.3: ``ipo-
 :class:`ConstantPolicy`: mu = theta, whatever the state (the one-step continuous games);
 :func:`make_deterministic_agents` sizes a pair from an env.
 
-Critics are centralised: they see both agents' observations (and, for Q, both actions), one critic per
-agent. :class:`ValueCritic` V(s) (*B,) and :class:`QCritic` Q(s, a1, a2) (*B,); discrete actions enter
-one-hot encoded. :class:`NegatedCritic` is Q2 = -Q1, one critic for both players of a zero-sum game.
+The centralised critics that train beside these policies are in :mod:`ipo_robust.value_functions`.
 """
 
 from __future__ import annotations
@@ -386,79 +384,6 @@ def _flat_dim(space: Space, name: str) -> int:
     if _is_flat_box(space):
         return int(space.shape[0])
     raise ValueError(f"{name} must be a flat Box observation space (d,), got {space!r}")
-
-
-def _action_dim(space: Space, name: str) -> int:
-    """Width of an action as a critic input: n for Discrete(n) (one-hot), d for Box (d,)."""
-    if _is_discrete(space):
-        return int(space.n)
-    if _is_flat_box(space):
-        return int(space.shape[0])
-    raise ValueError(f"{name} must be Discrete or a flat Box, got {space!r}")
-
-
-def _action_features(action: torch.Tensor, space: Space, dtype: torch.dtype) -> torch.Tensor:
-    if _is_discrete(space):
-        return nn.functional.one_hot(torch.as_tensor(action).long(), int(space.n)).to(dtype)
-    return torch.as_tensor(action).to(dtype)
-
-
-class ValueCritic(nn.Module):
-    """Centralised state-value critic V(s) of one agent: MLP on the concatenation [obs1, obs2].
-
-    ``forward(obs1, obs2)`` with obs_i (*B, d_i) returns (*B,).
-    """
-
-    def __init__(self, observation_spaces: tuple[Space, Space], hidden: Sequence[int] = (64, 64),
-                 activation: type[nn.Module] = nn.Tanh):
-        super().__init__()
-        self.observation_spaces = tuple(observation_spaces)
-        d = sum(_flat_dim(s, f"observation_spaces[{i}]") for i, s in enumerate(self.observation_spaces))
-        self.net = _mlp(d, 1, hidden, activation)
-
-    def features(self, obs1: torch.Tensor, obs2: torch.Tensor) -> torch.Tensor:
-        """The MLP's input [obs1, obs2] (*B, d1 + d2) in the parameters' dtype."""
-        dtype = _parameter_dtype(self)
-        return torch.cat([torch.as_tensor(obs1).to(dtype), torch.as_tensor(obs2).to(dtype)], dim=-1)
-
-    def forward(self, obs1: torch.Tensor, obs2: torch.Tensor) -> torch.Tensor:
-        return self.net(self.features(obs1, obs2)).squeeze(-1)
-
-
-class QCritic(nn.Module):
-    """Centralised action-value critic Q(s, a1, a2) of one agent: MLP on [obs1, obs2, a1, a2].
-
-    Discrete actions are one-hot encoded. ``forward(obs1, obs2, act1, act2)`` returns (*B,).
-    """
-
-    def __init__(self, observation_spaces: tuple[Space, Space], action_spaces: tuple[Space, Space],
-                 hidden: Sequence[int] = (64, 64), activation: type[nn.Module] = nn.Tanh):
-        super().__init__()
-        self.observation_spaces, self.action_spaces = tuple(observation_spaces), tuple(action_spaces)
-        d = sum(_flat_dim(s, f"observation_spaces[{i}]") for i, s in enumerate(self.observation_spaces))
-        d += sum(_action_dim(s, f"action_spaces[{i}]") for i, s in enumerate(self.action_spaces))
-        self.net = _mlp(d, 1, hidden, activation)
-
-    def features(self, obs1, obs2, act1, act2) -> torch.Tensor:
-        """The MLP's input [obs1, obs2, a1, a2] (*B, d) in the parameters' dtype, discrete actions one-hot."""
-        dtype = _parameter_dtype(self)
-        return torch.cat([torch.as_tensor(obs1).to(dtype), torch.as_tensor(obs2).to(dtype),
-                          _action_features(act1, self.action_spaces[0], dtype),
-                          _action_features(act2, self.action_spaces[1], dtype)], dim=-1)
-
-    def forward(self, obs1, obs2, act1, act2) -> torch.Tensor:
-        return self.net(self.features(obs1, obs2, act1, act2)).squeeze(-1)
-
-
-class NegatedCritic(nn.Module):
-    """Q2 = -Q1 (zero-sum games: one critic for both players)."""
-
-    def __init__(self, critic: nn.Module):
-        super().__init__()
-        self.critic = critic
-
-    def forward(self, obs1, obs2, act1, act2):
-        return -self.critic(obs1, obs2, act1, act2)
 
 
 def make_policy(obs_space: Space, action_space: Space, hidden: Sequence[int] = (64, 64),

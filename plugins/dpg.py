@@ -52,8 +52,9 @@ from ipo_robust.optim.deterministic import DeterministicEstimator, deterministic
 from ipo_robust.optim.optimizer import Capabilities, GradientOptimizer, apply_step, bool_or_none, solve_metrics
 from ipo_robust.optim.rules import CGDRule
 from ipo_robust.optim.views import ModelledLocalGame
-from ipo_robust.policies import ConstantPolicy, DeterministicPolicy, NegatedCritic, make_deterministic_agents
+from ipo_robust.policies import ConstantPolicy, DeterministicPolicy, make_deterministic_agents
 from ipo_robust.replay import ReplayBuffer
+from ipo_robust.value_functions import NegatedCritic
 
 __all__ = ["IPODPG", "MADDPG", "ConstantPolicy", "DPGConfig", "DeterministicCopy", "DeterministicPolicy",
            "NegatedCritic", "ReplayBuffer", "deterministic_local_game", "deterministic_opponent_model",

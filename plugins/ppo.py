@@ -11,7 +11,7 @@ of a competitive game. Per player i, on a batch collected with theta_old:
     loss     = -L^CLIP + vf_coef mean (V_i(s_t) - R_t)^2 / 2 - ent_coef mean H[pi_i(.|o_t)]
 
 minimised by ``torch.optim.Adam`` over ``epochs`` passes of ``minibatches`` shuffled minibatches. V_i is
-a centralised :class:`~ipo_robust.policies.ValueCritic` per player (it sees both observations).
+a centralised :class:`~ipo_robust.value_functions.ValueCritic` per player (it sees both observations).
 Episodes cut at the batch end, and episodes truncated by a time limit, are bootstrapped with
 V_i(next_obs) (``Batch.next_obs1/2``); only ``terminated`` stops the bootstrap. Advantages are
 normalised per minibatch (``normalize_advantages``): allowed here, PPO is a baseline, not an unbiased
@@ -48,8 +48,9 @@ from ipo_robust.hyperparameters import (
 )
 from ipo_robust.optim.critics import adam
 from ipo_robust.optim.optimizer import SampleOptimizer, player_kl
-from ipo_robust.policies import GaussianMLPPolicy, ValueCritic
+from ipo_robust.policies import GaussianMLPPolicy
 from ipo_robust.threads import thread_map
+from ipo_robust.value_functions import ValueCritic
 
 
 def generalized_advantages(rew: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor,
@@ -76,7 +77,7 @@ def generalized_advantages(rew: torch.Tensor, values: torch.Tensor, next_values:
 
 
 def value_critics(agents, obs_dims, hidden, seed: int) -> tuple[ValueCritic, ValueCritic]:
-    """One centralised :class:`~ipo_robust.policies.ValueCritic` per player, on the observation widths
+    """One centralised :class:`~ipo_robust.value_functions.ValueCritic` per player, on the observation widths
     ``obs_dims``, initialised from ``seed`` (the global generator untouched), each with its player's dtype and
     device."""
     spaces = tuple(Box(-float("inf"), float("inf"), shape=(int(d),)) for d in obs_dims)

@@ -10,13 +10,12 @@ from ipo_robust.envs.base import Box, Discrete
 from ipo_robust.policies import (
     CategoricalMLPPolicy,
     GaussianMLPPolicy,
-    QCritic,
     StateDependentStdGaussianPolicy,
     TabularCategoricalPolicy,
-    ValueCritic,
     make_policy,
     sample_action,
 )
+from ipo_robust.value_functions import QCritic, ValueCritic
 
 
 def test_categorical_mlp_shapes_and_log_probs():

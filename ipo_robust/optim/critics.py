@@ -15,8 +15,8 @@ import torch
 from ipo_robust import mlp_grad
 from ipo_robust.batch import Batch, reverse_segment_cumsum
 from ipo_robust.devices import relocate
-from ipo_robust.policies import QCritic, ValueCritic
 from ipo_robust.threads import thread_map
+from ipo_robust.value_functions import QCritic, ValueCritic
 
 CRITIC_KINDS = ("none", "value", "q")
 

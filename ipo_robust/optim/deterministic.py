@@ -30,7 +30,7 @@ one forward-mode product of mu2 (by the double-VJP trick), one action-space Hess
 the critic, one reverse product of mu1 (:class:`~ipo_robust.optim.jacobians.PolicyJacobian`). The critic
 must be twice differentiable in the actions (tanh MLPs are; a ReLU critic has d^2 Q / da1 da2 = 0 almost
 everywhere). For a game whose rewards are zero-sum (r2 = -r1, or ``zero_sum=True``) one critic is learned
-and Q2 = -Q1 (:class:`~ipo_robust.policies.NegatedCritic`), so D21 = -D12^T exactly.
+and Q2 = -Q1 (:class:`~ipo_robust.value_functions.NegatedCritic`), so D21 = -D12^T exactly.
 
 The estimator. :class:`DeterministicEstimator` turns a Batch into that local game: it stores the batch in
 its :class:`~ipo_robust.replay.ReplayBuffer`, takes ``critic_updates`` TD steps, and evaluates eqs.
@@ -64,8 +64,8 @@ from ipo_robust.optim.local_game import LocalGame
 from ipo_robust.optim.operators import LinearOperator
 from ipo_robust.optim.sample import rewards_are_zero_sum
 from ipo_robust.optim.views import ModelledLocalGame
-from ipo_robust.policies import NegatedCritic, QCritic
 from ipo_robust.replay import ReplayBuffer
+from ipo_robust.value_functions import NegatedCritic, QCritic
 
 
 # --------------------------------------------------------------------------------------------------

@@ -230,7 +230,7 @@ def estimate_local_game(batch: Batch, policy1: nn.Module, policy2: nn.Module, ga
     critics: (Q1, Q2), each a QCritic-like module ``Q(obs1, obs2, act1, act2) -> (T, N)`` or a (T, N)
         tensor of Q_i(s_t, a1_t, a2_t); only for ``estimator="critic"``.
     baselines: (b1, b2), each None, a number, a (T, N) tensor, or a module ``b(obs1, obs2) -> (T, N)``
-        (e.g. :class:`~ipo_robust.policies.ValueCritic`); state-only baselines keep every estimate unbiased.
+        (e.g. :class:`~ipo_robust.value_functions.ValueCritic`); state-only baselines keep every estimate unbiased.
     fisher: False, True (= ``"kl"``), ``"kl"`` or ``"empirical"``: add F1, F2, averaged over the samples of
         complete episodes (``_fisher_operator``).
     zero_sum: declare J2 = -J1. The batch's rewards must satisfy r2 = -r1; player 1's rewards, critic and

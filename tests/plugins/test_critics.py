@@ -89,7 +89,7 @@ def test_regression_steps_by_hand_match_autograd(kind, scale, monkeypatch):
     from ipo_robust import mlp_grad
     from ipo_robust.optim import critics as critics_module
     from ipo_robust.optim.critics import _Choices, _FlatBox, adam, regression_step
-    from ipo_robust.policies import QCritic, ValueCritic
+    from ipo_robust.value_functions import QCritic, ValueCritic
 
     g = torch.Generator().manual_seed(3)
     obs = (torch.randn(50, 3, generator=g), torch.randn(50, 2, generator=g))
