@@ -76,8 +76,7 @@ def forward(layers: list[tuple[nn.Linear, str | None]], x: torch.Tensor) -> Tape
     with torch.no_grad():
         for linear, activation in layers:
             inputs.append(x)
-            weight, bias = linear.weight, linear.bias
-            x = torch.mm(x, weight.t()) if bias is None else torch.addmm(bias, x, weight.t())
+            x = affine(linear, x)
             if activation == "tanh":
                 np.tanh(x.numpy(), out=x.numpy())  # in place on the fresh product (module docstring)
             elif activation == "relu":
@@ -104,6 +103,11 @@ def activation_backward(activation: str | None, grad: torch.Tensor, output: torc
     if activation == "relu":
         return torch.ops.aten.threshold_backward(grad, output, 0)  # grad [y > 0]
     return grad
+
+
+def affine(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """x W^T + b on rows x, a fresh tensor (no autograd graph inside :func:`forward`'s no_grad)."""
+    return torch.mm(x, linear.weight.t()) if linear.bias is None else torch.addmm(linear.bias, x, linear.weight.t())
 
 
 def backward(tape: Tape, grad_output: torch.Tensor) -> list[torch.Tensor]:

@@ -112,10 +112,13 @@ def clipped_surrogate(logp: torch.Tensor, logp_old: torch.Tensor, advantages: to
     """PPO's clipped objective L^CLIP = mean min(rho A, clip(rho, 1 - eps, 1 + eps) A), to maximise
     (Schulman et al. 2017, eq. 7). Its gradient vanishes on samples whose ratio left the clip range in
     the direction the advantage favours."""
-    ratio = (logp - logp_old).exp()
-    pg_loss1 = ratio * advantages
-    pg_loss2 = ratio.clamp(1.0 - clip, 1.0 + clip) * advantages
+    pg_loss1, pg_loss2 = surrogate_terms((logp - logp_old).exp(), advantages, clip)
     return torch.min(pg_loss1, pg_loss2).mean()
+
+
+def surrogate_terms(ratio: torch.Tensor, advantages: torch.Tensor, clip: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two terms whose minimum is L^CLIP: rho A and clip(rho, 1 - eps, 1 + eps) A."""
+    return ratio * advantages, ratio.clamp(1.0 - clip, 1.0 + clip) * advantages
 
 
 def _gradients(agent, critic, minibatch: dict, c) -> tuple[torch.Tensor, ...]:
@@ -153,8 +156,7 @@ def _gradients_by_hand(agent, policy_layers: list, critic_layers: list, minibatc
     policy = mlp_grad.forward(policy_layers, minibatch["obs"])
     logp, z = mlp_grad.gaussian_log_prob(policy.output, log_std.detach(), minibatch["act"])
     ratio = (logp - minibatch["logp_old"]).exp()
-    pg_loss1 = ratio * minibatch["adv"]
-    pg_loss2 = ratio.clamp(1.0 - c.clip, 1.0 + c.clip) * minibatch["adv"]
+    pg_loss1, pg_loss2 = surrogate_terms(ratio, minibatch["adv"], c.clip)
     objective = torch.min(pg_loss1, pg_loss2).mean()  # eq. (7)
     # d L^CLIP / d log pi = rho A / B where the unclipped term is the minimum, 0 where the clipped one is
     grad_logp = torch.where(pg_loss1 <= pg_loss2, pg_loss1, 0.0) / -B  # of the loss, -L^CLIP

@@ -427,20 +427,16 @@ class _GaussianFactors:
         std_head = policy.log_std_head if type(policy) is StateDependentStdGaussianPolicy else None
         return cls(policy, trunk, modules[-1], std_head)
 
-    @staticmethod
-    def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-        return x @ layer.weight.t() if layer.bias is None else torch.addmm(layer.bias, x, layer.weight.t())
-
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         """log pi(act | obs) (M,) for rows obs (M, d), act (M, k), keeping what :meth:`backward` needs."""
         policy = self.policy
         with torch.no_grad():
             self.tape = mlp_grad.forward(self.trunk, obs) if self.trunk else None
             self.h = obs if self.tape is None else self.tape.output
-            mean = self._linear(self.mean_head, self.h)
+            mean = mlp_grad.affine(self.mean_head, self.h)
             log_std = policy.log_std.detach()
             if self.std_head is not None:
-                self.squashed = torch.tanh(self._linear(self.std_head, self.h))
+                self.squashed = torch.tanh(mlp_grad.affine(self.std_head, self.h))
                 state = policy.log_std_min + (policy.log_std_max - policy.log_std_min) * (self.squashed + 1.0) / 2.0
                 log_std = torch.cat([log_std.expand(len(obs), -1), state], dim=-1)[:, policy._order]
             logp, self.z = mlp_grad.gaussian_log_prob(mean, log_std, act)
@@ -453,15 +449,16 @@ class _GaussianFactors:
         with torch.no_grad():
             grad_mean = self.z * torch.exp(-self.log_std)
             log_std_scores = self.z * self.z - 1.0
-            grad_h = grad_mean @ self.mean_head.weight
             layers = {}
             if self.std_head is not None:
                 width = policy.log_std_max - policy.log_std_min
                 grad_u = log_std_scores[:, list(policy.state_dependent_dims)] * (0.5 * width) \
                     * (1.0 - self.squashed * self.squashed)
-                grad_h = grad_h + grad_u @ self.std_head.weight
                 log_std_scores = log_std_scores[:, list(policy.free_dims)]
-            if self.tape is not None:
+            if self.tape is not None:  # the trunk's deltas, from d/d h
+                grad_h = grad_mean @ self.mean_head.weight
+                if self.std_head is not None:
+                    grad_h = grad_h + grad_u @ self.std_head.weight
                 grad_top = mlp_grad.activation_backward(self.trunk[-1][1], grad_h, self.h)
                 for (linear, _), x, delta in zip(self.trunk, self.tape.inputs, mlp_grad.deltas(self.tape, grad_top),
                                                  strict=True):
