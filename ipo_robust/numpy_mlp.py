@@ -89,6 +89,21 @@ def numpy_layers(modules) -> list | None:
     return layers
 
 
+def stack_layers(first: list | None, second: list | None) -> list | None:
+    """Two :func:`numpy_layers` lists of the same shapes and activations as one, each weight (2, in, out) and
+    bias (2, 1, out): :func:`forward` on (2, B, in) rows then runs both networks with one product per layer
+    (``np.matmul`` takes each slice through the same BLAS call as a 2-D product: the same bits). None when the
+    layouts differ."""
+    if first is None or second is None or len(first) != len(second):
+        return None
+    stacked = []
+    for (w1, b1, f1), (w2, b2, f2) in zip(first, second, strict=True):
+        if w1.shape != w2.shape or w1.dtype != w2.dtype or f1 is not f2 or (b1 is None) != (b2 is None):
+            return None
+        stacked.append([np.stack([w1, w2]), None if b1 is None else np.stack([b1, b2])[:, None, :], f1])
+    return stacked
+
+
 def _relu_(x: np.ndarray, out: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0, out=out)
 
@@ -119,3 +134,18 @@ def gaussian_draw(mean: np.ndarray, scale: np.ndarray, log_scale: np.ndarray, ge
     diff = action - mean
     log_prob = (-(diff * diff) / (2 * (scale * scale)) - log_scale - _LOG_SQRT_2PI).sum(-1)
     return torch.from_numpy(action), torch.from_numpy(log_prob)
+
+
+def stacked_gaussian_draw(mean: np.ndarray, scale: np.ndarray, log_scale: np.ndarray, generator: torch.Generator,
+                          noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`gaussian_draw` for two players at once: ``mean`` and ``noise`` (a buffer it overwrites) (2, B, d),
+    ``scale`` and ``log_scale`` (2, 1, d). Player 1's eps is drawn first, then player 2's, each as
+    ``torch.randn((B, d))`` draws it (``randn`` is ``normal_`` on a fresh tensor): the same stream and bits as two
+    :func:`gaussian_draw` calls. Returns NumPy (action (2, B, d), log_prob (2, B))."""
+    eps = torch.from_numpy(noise)
+    eps[0].normal_(generator=generator)
+    eps[1].normal_(generator=generator)
+    action = mean + scale * noise
+    diff = action - mean
+    log_prob = (-(diff * diff) / (2 * (scale * scale)) - log_scale - _LOG_SQRT_2PI).sum(-1)
+    return action, log_prob

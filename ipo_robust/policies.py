@@ -203,6 +203,38 @@ class GaussianMLPPolicy(Policy):
         return sample
 
 
+def joint_sampler(policy1: nn.Module, policy2: nn.Module) -> Callable | None:
+    """Both players' rollout samplers in one NumPy pass (issue 15, item 1), where both are
+    :class:`GaussianMLPPolicy` whose mean networks have the same layer shapes, activations and dtype: their
+    weights stacked, one product per layer for both. Else None (each player samples on its own).
+
+    ``sample(obs1, obs2, generator)`` takes NumPy rows of the players' dtype and a CPU ``torch.Generator``, and
+    returns NumPy ((action1, action2), (log_prob1, log_prob2)): bit for bit what the two players' own
+    :meth:`GaussianMLPPolicy.sampler` calls return in turn, their noise drawn from ``generator`` in the same order
+    (tests/test_rollout.py). The weights are copied when it is made, as ``sampler()`` copies them."""
+    if type(policy1) is not GaussianMLPPolicy or type(policy2) is not GaussianMLPPolicy \
+            or not (numpy_mlp.numpy_sampling(policy1) and numpy_mlp.numpy_sampling(policy2)) \
+            or policy1.log_std.shape != policy2.log_std.shape:
+        return None
+    layers = numpy_mlp.stack_layers(numpy_mlp.numpy_layers(policy1.mean_net), numpy_mlp.numpy_layers(policy2.mean_net))
+    if layers is None or policy1.log_std.dtype != policy2.log_std.dtype \
+            or layers[0][0].dtype != policy1.log_std.detach().cpu().numpy().dtype:
+        return None
+    log_std = np.stack([p.log_std.detach().cpu().numpy() for p in (policy1, policy2)])[:, None, :]
+    scale = np.exp(log_std)
+    noise: list[np.ndarray] = []  # the eps buffer, (2, B, d), made on the first call
+
+    def sample(obs1: np.ndarray, obs2: np.ndarray, generator: torch.Generator):
+        rows = np.stack([obs1, obs2])
+        if not noise or noise[0].shape[1] != rows.shape[1]:
+            noise[:] = [np.empty((2, rows.shape[1], log_std.shape[-1]), dtype=log_std.dtype)]
+        action, log_prob = numpy_mlp.stacked_gaussian_draw(numpy_mlp.forward(layers, rows), scale, log_std,
+                                                           generator, noise[0])
+        return (action[0], action[1]), (log_prob[0], log_prob[1])
+
+    return sample
+
+
 class StateDependentStdGaussianPolicy(Policy):
     """Diagonal Gaussian whose log-std of the dimensions ``state_dependent_dims`` is an output of the network.
 

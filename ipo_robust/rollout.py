@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from ipo_robust.batch import Batch, reverse_segment_cumsum, segment_cumsum
+from ipo_robust.policies import joint_sampler, sample_action
 from ipo_robust.policies import placement as parameter_placement
-from ipo_robust.policies import sample_action
 
 __all__ = ["Batch", "collect", "collect_arrays", "reverse_segment_cumsum", "segment_cumsum", "stream_seeds"]
 
@@ -56,8 +56,10 @@ def collect(env, agents: Sequence[torch.nn.Module], steps: int,
     the CPU, and so do the project's samplers: a CUDA policy samples from CPU copies of its weights, from
     the same generator stream, so the batch is moved to the device once, at the end).
 
-    The batch is written in place into time-major buffers allocated once; per step the work is each
-    agent's sampler (one forward pass), the env step, and copies into the buffers.
+    The batch is written in place into time-major buffers allocated once; per step the work is one forward
+    pass for both agents where both are the project's Gaussian MLPs of one layout and ``generator`` is a CPU
+    generator (stacked weights, :func:`~ipo_robust.policies.joint_sampler`: the same bits as sampling them in
+    turn), else each agent's sampler; then the env step, and copies into the buffers.
 
     An env made of independent streams (:class:`~ipo_robust.streams.StreamedEnv`) is collected stream by
     stream, each with its own action generator seeded from ``generator`` (one draw per stream), in worker
@@ -97,7 +99,10 @@ def collect_arrays(env, agents: Sequence[torch.nn.Module], steps: int, generator
     in ``dtypes[i]``.
     """
     T, N = steps, env.num_envs
-    samplers = [_sampler_of(a, parameter_placement(a)[1]) for a in agents]
+    # both players in one pass where both are the project's Gaussian MLPs (bit for bit the two samplers' draws)
+    joint = joint_sampler(*agents) if isinstance(generator, torch.Generator) and generator.device.type == "cpu" \
+        and dtypes[0] == dtypes[1] else None
+    samplers = None if joint is not None else [_sampler_of(a, parameter_placement(a)[1]) for a in agents]
     spaces = env.action_spaces
     obs = env.reset()
     # NumPy buffers (the env is on the CPU), viewed as tensors at the end without a copy
@@ -112,14 +117,19 @@ def collect_arrays(env, agents: Sequence[torch.nn.Module], steps: int, generator
     with torch.no_grad():
         for t in range(T):
             env_acts = []
+            if joint is not None:
+                actions, log_probs = joint(obs_buf[0][t], obs_buf[1][t], generator)
             for i in range(2):
-                action, log_prob = samplers[i](torch.from_numpy(obs_buf[i][t]), generator)
-                action = action.cpu().numpy()
+                if joint is None:
+                    action, log_prob = samplers[i](torch.from_numpy(obs_buf[i][t]), generator)
+                    action, log_prob = action.cpu().numpy(), log_prob.cpu().numpy()
+                else:
+                    action, log_prob = actions[i], log_probs[i]
                 if act_buf[i] is None:
                     dtype = obs_buf[i].dtype if np.issubdtype(action.dtype, np.floating) else action.dtype
                     act_buf[i] = np.empty((T, *action.shape), dtype=dtype)
                 act_buf[i][t] = action
-                logp_buf[i][t] = log_prob.cpu().numpy()
+                logp_buf[i][t] = log_prob
                 env_acts.append(_env_action(action, spaces[i]))
             result = env.step(env_acts[0], env_acts[1])
             for i in range(2):

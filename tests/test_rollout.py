@@ -203,6 +203,45 @@ def test_collect_takes_any_module_with_a_distribution():
 
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_both_players_sampled_in_one_pass_give_the_two_samplers_bits(monkeypatch, dtype):
+    """Two Gaussian MLPs of one layout are sampled with stacked weights, one pass per step (issue 15, item 1):
+    the same actions, log-densities and noise stream, bit for bit, as each player's own sampler in turn."""
+    from ipo_robust import rollout
+    from ipo_robust.policies import StateDependentStdGaussianPolicy, joint_sampler
+
+    torch.manual_seed(0)
+    agents = tuple(GaussianMLPPolicy(3, 2, hidden=(16, 8), log_std_init=s).to(dtype) for s in (-0.5, 0.4))
+    with torch.no_grad():
+        for p in agents[1].parameters():
+            p.add_(0.3 * torch.randn_like(p))  # the players differ
+    joint = joint_sampler(*agents)
+    assert joint is not None
+    obs = [np.random.default_rng(k).standard_normal((9, 3)).astype(np.dtype(str(dtype)[6:])) for k in (1, 2)]
+    (a1, a2), (lp1, lp2) = joint(obs[0], obs[1], torch.Generator().manual_seed(4))
+    generator = torch.Generator().manual_seed(4)
+    for got, want in zip((a1, lp1, a2, lp2), (*agents[0].sampler()(torch.from_numpy(obs[0]), generator),
+                                              *agents[1].sampler()(torch.from_numpy(obs[1]), generator)), strict=True):
+        assert got.dtype == want.numpy().dtype and np.array_equal(got, want.numpy())
+
+    runs = []
+    for sampler in (joint_sampler, lambda *players: None):  # one pass, then each player's own sampler
+        monkeypatch.setattr(rollout, "joint_sampler", sampler)
+        env = PushEnv(9, seed=3)
+        runs.append(_fields(collect(env, agents, 7, generator=torch.Generator().manual_seed(5))))
+    for name, value in runs[0].items():
+        assert torch.equal(value, runs[1][name]), name
+
+    # other layouts sample player by player
+    assert joint_sampler(agents[0], GaussianMLPPolicy(3, 2, hidden=(16, 16)).to(dtype)) is None
+    assert joint_sampler(agents[0], GaussianMLPPolicy(4, 2, hidden=(16, 8)).to(dtype)) is None
+    assert joint_sampler(agents[0], GaussianMLPPolicy(3, 3, hidden=(16, 8)).to(dtype)) is None
+    other = torch.float64 if dtype == torch.float32 else torch.float32
+    assert joint_sampler(agents[0], GaussianMLPPolicy(3, 2, hidden=(16, 8)).to(other)) is None
+    assert joint_sampler(agents[0], StateDependentStdGaussianPolicy(3, 2, state_dependent_dims=(0,),
+                                                                    hidden=(16, 8)).to(dtype)) is None
+
+
 @pytest.mark.parametrize("env_name, options", [
     ("sumo-pushers", {"perturbation": "learned-location", "holder": 0}),
     ("sumo-ants", {}),
