@@ -90,13 +90,34 @@ def value_critics(agents, obs_dims, hidden, seed: int) -> tuple[ValueCritic, Val
     return critics[0], critics[1]
 
 
+def critic_values(critic, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(V(s_t), V(s_{t+1})) of a centralised ``critic`` on a batch, each (T, N), without gradients.
+
+    Where an episode goes on inside the batch, the observation after step t is the one step t + 1 starts from,
+    so its value is V(s_t) read one step on: the critic runs on the full batch once, and on ``next_obs`` only
+    at episode ends, at the batch's last step, and wherever the two records of an observation differ (an env
+    is trusted for nothing). On a first sumo-pushers batch (64 copies x 100 steps) that is about 130 rows of
+    6,400 instead of a second full pass."""
+    with torch.no_grad():
+        values = critic(batch.obs1, batch.obs2)
+        fresh = batch.done.clone()
+        fresh[-1] = True
+        for obs, after in ((batch.obs1, batch.next_obs1), (batch.obs2, batch.next_obs2)):
+            differ = after[:-1] != obs[1:]
+            fresh[:-1] |= differ.flatten(2).any(-1) if differ.dim() > 2 else differ
+        next_values = torch.empty_like(values)
+        next_values[:-1] = values[1:]
+        rows = fresh.nonzero(as_tuple=True)
+        next_values[rows] = critic(batch.next_obs1[rows], batch.next_obs2[rows])
+    return values, next_values
+
+
 def critic_targets(critic, rew: torch.Tensor, batch, gamma: float, lam: float
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """GAE advantages and critic targets (:func:`generalized_advantages`) of one player's rewards ``rew``,
-    with its centralised critic evaluated on the batch's observations and next observations."""
-    with torch.no_grad():
-        values = critic(batch.obs1, batch.obs2)
-        next_values = critic(batch.next_obs1, batch.next_obs2)
+    with its centralised critic evaluated on the batch's observations and next observations
+    (:func:`critic_values`)."""
+    values, next_values = critic_values(critic, batch)
     return generalized_advantages(rew, values, next_values, batch.done, batch.terminated, gamma, lam)
 
 
@@ -105,6 +126,17 @@ def normalized(advantages: torch.Tensor) -> torch.Tensor:
     if advantages.numel() < 2:
         return advantages
     return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+
+def normalized_minibatches(advantages: torch.Tensor, size: int) -> torch.Tensor:
+    """:func:`normalized` on each minibatch ``advantages[k size:(k + 1) size]`` of a shuffled epoch (the last one
+    may be shorter), the full-size ones in one pass over a (minibatches, size) view."""
+    full = advantages.numel() // size * size
+    if size < 2 or full == 0:
+        return torch.cat([normalized(advantages[start:start + size]) for start in range(0, advantages.numel(), size)])
+    rows = advantages[:full].view(-1, size)
+    out = ((rows - rows.mean(1, keepdim=True)) / (rows.std(1, keepdim=True) + 1e-8)).view(-1)
+    return out if full == advantages.numel() else torch.cat([out, normalized(advantages[full:])])
 
 
 def clipped_surrogate(logp: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor,
@@ -271,13 +303,13 @@ class PPO(SampleOptimizer):
             else:
                 flat["features"] = critic.features(batch.obs1.reshape(M, -1), batch.obs2.reshape(M, -1))
             params = [p for g in optimizer.param_groups for p in g["params"]]
-            clipfracs, pg, vf, ent = [], 0.0, 0.0, 0.0
+            clipfracs = []
             for order in orders[i]:
                 shuffled = {key: value.index_select(0, order) for key, value in flat.items()}
+                if c.normalize_advantages:
+                    shuffled["adv"] = normalized_minibatches(shuffled["adv"], size)
                 for start in range(0, M, size):
                     minibatch = {key: value[start:start + size] for key, value in shuffled.items()}
-                    if c.normalize_advantages:
-                        minibatch["adv"] = normalized(minibatch["adv"])
                     if by_hand is None:
                         optimizer.zero_grad()
                         objective, v_loss, entropy, ratio = _gradients(agent, critic, minibatch, c)
@@ -285,12 +317,13 @@ class PPO(SampleOptimizer):
                         objective, v_loss, entropy, ratio = _gradients_by_hand(agent, *by_hand, minibatch, c)
                     nn.utils.clip_grad_norm_(params, c.max_grad_norm)
                     optimizer.step()
-                    clipfracs.append(float(((ratio - 1.0).abs() > c.clip).to(torch.float64).mean()))
-                    pg, vf, ent = float(objective), float(v_loss), float(entropy)
+                    clipfracs.append(((ratio - 1.0).abs() > c.clip).sum() / ratio.numel())
             with torch.no_grad():
                 kl = player_kl(before, agent.distribution(obs.to(dtype)))
-            return {f"optim/clipfrac{i + 1}": sum(clipfracs) / len(clipfracs), f"optim/surrogate{i + 1}": pg,
-                    f"optim/value_loss{i + 1}": vf, f"optim/entropy{i + 1}": ent, f"optim/kl{i + 1}": kl}
+            # the last minibatch's losses; the clip fraction averaged over the minibatches
+            return {f"optim/clipfrac{i + 1}": float(torch.stack(clipfracs).to(torch.float64).mean()),
+                    f"optim/surrogate{i + 1}": float(objective), f"optim/value_loss{i + 1}": float(v_loss),
+                    f"optim/entropy{i + 1}": float(entropy), f"optim/kl{i + 1}": kl}
 
         info: dict = {"optim/kl1": 0.0, "optim/kl2": 0.0}  # a frozen player's policy does not move
         for player_info in thread_map(update, players):

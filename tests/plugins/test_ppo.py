@@ -9,7 +9,15 @@ import torch
 import ipo_robust
 from ipo_robust import host
 from ipo_robust.optim.optimizer import Optimizer, SampleOptimizer, capabilities_of
-from ipo_robust.plugins.ppo import PPO, clipped_surrogate, generalized_advantages
+from ipo_robust.plugins.ppo import (
+    PPO,
+    clipped_surrogate,
+    critic_values,
+    generalized_advantages,
+    normalized,
+    normalized_minibatches,
+    value_critics,
+)
 
 
 @pytest.mark.parametrize(("ratio", "advantage", "clipped"), [
@@ -52,6 +60,35 @@ def test_gae_matches_a_hand_computed_three_step_episode_with_truncation():
     expected = torch.tensor([[A0, B0], [A1, B1], [A2, B2]], dtype=torch.float64)
     torch.testing.assert_close(advantages, expected, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(returns, expected + values, rtol=1e-12, atol=1e-12)
+
+
+def test_critic_values_read_the_next_value_one_step_on_and_evaluate_next_obs_where_needed():
+    """V(next_obs_t) is V(obs_{t+1}) where the episode goes on, the critic's value of next_obs everywhere else: at
+    episode ends (after a reset obs_{t+1} is another episode's), at the batch's last step, and where an env's
+    next_obs differs from the next step's obs although no episode ended."""
+    env = ipo_robust.make_env("sumo-pushers", num_envs=6, seed=0, max_episode_steps=7)
+    agents = ipo_robust.make_agents(env, seed=0)
+    batch = ipo_robust.collect(env, agents, 20, generator=torch.Generator().manual_seed(1))
+    assert batch.done[:-1].any()
+    batch.next_obs2[3, 2] += 0.5  # an env whose two records of an observation disagree, mid-episode
+    assert not batch.done[3, 2]
+    critic, _ = value_critics(agents, (16, 16), (8,), seed=0)
+    values, next_values = critic_values(critic, batch)
+    with torch.no_grad():
+        torch.testing.assert_close(values, critic(batch.obs1, batch.obs2), rtol=0, atol=0)
+        torch.testing.assert_close(next_values, critic(batch.next_obs1, batch.next_obs2))
+        shifted = critic(batch.obs1, batch.obs2)[1:]
+    assert not torch.allclose(next_values[:-1][batch.done[:-1]], shifted[batch.done[:-1]])  # ends differ
+
+
+@pytest.mark.parametrize("count, size", [(12, 4), (14, 4), (3, 5), (7, 1), (9, 2)])
+def test_minibatch_normalisation_in_one_pass_is_each_minibatchs_own(count, size):
+    advantages = torch.randn(count, generator=torch.Generator().manual_seed(count), dtype=torch.float64) * 3 + 1
+    expected = torch.cat([normalized(advantages[start:start + size]) for start in range(0, count, size)])
+    got = normalized_minibatches(advantages, size)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    if size >= 2:
+        assert abs(float(got[:size].mean())) < 1e-12 and float(got[:size].std()) == pytest.approx(1.0, rel=1e-6)
 
 
 def test_ppo_is_sample_only():
