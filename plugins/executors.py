@@ -66,6 +66,10 @@ def _ray_task(function_bytes: bytes, item_bytes: bytes, driver_sys_path: list[st
     """Runs inside a Ray worker: import from the driver's path first (as a spawned process pool would, so
     the worker finds the same modules and plugins), one torch thread, then the function.
 
+    The thread count is set again after unpickling: a Ray worker imports the function's module on its first
+    task, and that module's top level may set torch's threads (the test suite's conftest sets them from
+    ``OMP_NUM_THREADS``, which Ray passes on to its workers).
+
     The pickles are this run's own work items on their way from the driver to its workers, as a
     process pool sends them; nothing read from disk or from elsewhere is ever unpickled."""
     if sys.path[:len(driver_sys_path)] != driver_sys_path:
@@ -75,7 +79,9 @@ def _ray_task(function_bytes: bytes, item_bytes: bytes, driver_sys_path: list[st
     torch.set_num_threads(1)
     os.environ[WORKERS_VARIABLE] = "1"
     function = pickle.loads(function_bytes)
-    return function(pickle.loads(item_bytes))
+    item = pickle.loads(item_bytes)
+    torch.set_num_threads(1)
+    return function(item)
 
 
 class RayExecutor:

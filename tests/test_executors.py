@@ -87,6 +87,38 @@ def test_ray_missing_says_how_to_install(monkeypatch):
         make("ray")
 
 
+def test_a_ray_task_stays_single_threaded_when_importing_the_function_sets_threads(site, monkeypatch):
+    """A Ray worker imports the function's module on its first task; a module whose top level sets torch's
+    threads (as tests/conftest.py does from OMP_NUM_THREADS, which Ray passes on) must not leave the task
+    running on more than one."""
+    import pickle
+
+    import torch
+
+    from ipo_robust.plugins.executors import _ray_task
+    from ipo_robust.threads import WORKERS_VARIABLE
+
+    site("fake-plugin-threads", modules={"fake_plugin_threads": """
+        import torch
+
+        torch.set_num_threads(3)
+
+        def threads(_):
+            return torch.get_num_threads()
+        """})
+    import fake_plugin_threads
+
+    function_bytes = pickle.dumps(fake_plugin_threads.threads)
+    del sys.modules["fake_plugin_threads"]  # as in a fresh worker: unpickling imports it again
+    monkeypatch.setenv(WORKERS_VARIABLE, "2")  # restored afterwards (the task sets it to 1)
+    before = torch.get_num_threads()
+    try:
+        assert _ray_task(function_bytes, pickle.dumps(0), list(sys.path)) == 1
+        assert "fake_plugin_threads" in sys.modules  # the import ran inside the task
+    finally:
+        torch.set_num_threads(before)
+
+
 @in_own_process
 def test_ray_starts_and_stops_its_own_local_cluster():
     ray = pytest.importorskip("ray")
