@@ -18,6 +18,19 @@ torch.set_num_threads(int(_threads) if _threads.isdigit() and int(_threads) > 0 
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads_left_as_found():
+    """A test that leaves torch's thread count changed gives every later test's one-thread run more threads,
+    and the bit-identity tests other bits (as a leak of 3 threads once did to tests/test_threads.py): such a
+    test errors by name, and the count is put back for the rest of the run."""
+    before = torch.get_num_threads()
+    yield
+    after = torch.get_num_threads()
+    if after != before:
+        torch.set_num_threads(before)
+        pytest.fail(f"the test left torch's intra-op thread count at {after} (it found {before})")
+
+
 def write_distribution(root: Path, name: str, version: str, entry_points: dict[str, str],
                        modules: dict[str, str]) -> Path:
     """Write an installed-looking distribution (dist-info + modules) under ``root``.

@@ -98,6 +98,7 @@ def test_a_ray_task_stays_single_threaded_when_importing_the_function_sets_threa
     from ipo_robust.plugins.executors import _ray_task
     from ipo_robust.threads import WORKERS_VARIABLE
 
+    before = torch.get_num_threads()  # restored afterwards: importing the fake module sets it to 3
     site("fake-plugin-threads", modules={"fake_plugin_threads": """
         import torch
 
@@ -106,12 +107,13 @@ def test_a_ray_task_stays_single_threaded_when_importing_the_function_sets_threa
         def threads(_):
             return torch.get_num_threads()
         """})
-    import fake_plugin_threads
-
+    try:
+        import fake_plugin_threads
+    finally:
+        torch.set_num_threads(before)
     function_bytes = pickle.dumps(fake_plugin_threads.threads)
     del sys.modules["fake_plugin_threads"]  # as in a fresh worker: unpickling imports it again
     monkeypatch.setenv(WORKERS_VARIABLE, "2")  # restored afterwards (the task sets it to 1)
-    before = torch.get_num_threads()
     try:
         assert _ray_task(function_bytes, pickle.dumps(0), list(sys.path)) == 1
         assert "fake_plugin_threads" in sys.modules  # the import ran inside the task
