@@ -216,9 +216,9 @@ def joint_sampler(policy1: nn.Module, policy2: nn.Module) -> Callable | None:
             or not (numpy_mlp.numpy_sampling(policy1) and numpy_mlp.numpy_sampling(policy2)) \
             or policy1.log_std.shape != policy2.log_std.shape:
         return None
+    # numpy_sampling: one dtype within each policy; stack_layers: the same dtype and shapes across the two
     layers = numpy_mlp.stack_layers(numpy_mlp.numpy_layers(policy1.mean_net), numpy_mlp.numpy_layers(policy2.mean_net))
-    if layers is None or policy1.log_std.dtype != policy2.log_std.dtype \
-            or layers[0][0].dtype != policy1.log_std.detach().cpu().numpy().dtype:
+    if layers is None:
         return None
     log_std = np.stack([p.log_std.detach().cpu().numpy() for p in (policy1, policy2)])[:, None, :]
     scale = np.exp(log_std)
