@@ -9,7 +9,8 @@ steps = 6,400 env steps per iteration). This prints, measured in this process on
 4. one player's PPO update on one thread, both players' on the default threads (with the CPU time each player's
    update then takes: more than alone where the two cores slow each other), and inside one player's update:
 
-   - the 16 minibatch gradients (policy and critic) as the update computes them, by hand (:mod:`ipo_robust.mlp_grad`);
+   - the 16 minibatch gradients (policy and critic) as the update computes them: PPO's own ``_gradients_by_hand``
+     (:mod:`ipo_robust.mlp_grad`) after the advantages' normalisation;
    - the same arithmetic compiled by ``torch.compile`` (inductor; needs a C++ compiler, else skipped), checked to
      give the same gradients: what a compiled update would buy;
    - the matrix products alone: the same ``mm``/``addmm`` shapes, nothing else (the floor of this arithmetic).
@@ -34,6 +35,7 @@ from bench_throughput import collect_rate, env_rate, raw_rate, train_rates  # no
 
 import ipo_robust  # noqa: E402
 from ipo_robust import host, mlp_grad  # noqa: E402
+from ipo_robust.plugins.ppo import _gradients_by_hand, normalized  # noqa: E402
 from ipo_robust.threads import WORKERS_VARIABLE  # noqa: E402
 
 
@@ -178,17 +180,9 @@ def main(argv=None) -> None:
     config = host.create("optimizer", "ppo", agents).config
     count = epochs * minibatches
 
-    def by_hand():
+    def by_hand():  # PPO's own minibatch gradients (they write the agent's and critic's .grad), normalisation first
         for _ in range(count):
-            tape = mlp_grad.forward(policy_layers, mb["obs"])
-            logp, z = mlp_grad.gaussian_log_prob(tape.output, log_std, mb["act"])
-            adv = (mb["adv"] - mb["adv"].mean()) / (mb["adv"].std() + 1e-8)
-            ratio = (logp - mb["logp_old"]).exp()
-            unclipped, clipped = ratio * adv, ratio.clamp(1 - config.clip, 1 + config.clip) * adv
-            grad_logp = torch.where(unclipped <= clipped, unclipped, 0.0) / -rows
-            grad_mean, _ = mlp_grad.gaussian_log_prob_backward(grad_logp, z, log_std)
-            mlp_grad.backward(tape, grad_mean)
-            mlp_grad.squared_error(critic_layers, mb["features"], mb["ret"], 0.5 * config.vf_coef)
+            _gradients_by_hand(agent, policy_layers, critic_layers, dict(mb, adv=normalized(mb["adv"])), config)
 
     hand = best(by_hand, args.repeats)
     networks = ((weights[0], mb["obs"]), (weights[1], mb["features"]))

@@ -130,10 +130,15 @@ def gaussian_draw(mean: np.ndarray, scale: np.ndarray, log_scale: np.ndarray, ge
     """(action, log_prob) tensors: ``mean + scale * eps`` with eps drawn as :func:`sample_action` draws it
     (``torch.randn`` from ``generator``, the same stream), and the diagonal Gaussian's log-density."""
     eps = torch.randn(mean.shape, generator=generator, dtype=torch.from_numpy(mean[:0]).dtype).numpy()
+    action, log_prob = _sample(mean, scale, log_scale, eps)
+    return torch.from_numpy(action), torch.from_numpy(log_prob)
+
+
+def _sample(mean: np.ndarray, scale: np.ndarray, log_scale: np.ndarray, eps: np.ndarray):
+    """(mean + scale * eps, its diagonal Gaussian log-density summed over the last axis), NumPy."""
     action = mean + scale * eps
     diff = action - mean
-    log_prob = (-(diff * diff) / (2 * (scale * scale)) - log_scale - _LOG_SQRT_2PI).sum(-1)
-    return torch.from_numpy(action), torch.from_numpy(log_prob)
+    return action, (-(diff * diff) / (2 * (scale * scale)) - log_scale - _LOG_SQRT_2PI).sum(-1)
 
 
 def stacked_gaussian_draw(mean: np.ndarray, scale: np.ndarray, log_scale: np.ndarray, generator: torch.Generator,
@@ -145,7 +150,4 @@ def stacked_gaussian_draw(mean: np.ndarray, scale: np.ndarray, log_scale: np.nda
     eps = torch.from_numpy(noise)
     eps[0].normal_(generator=generator)
     eps[1].normal_(generator=generator)
-    action = mean + scale * noise
-    diff = action - mean
-    log_prob = (-(diff * diff) / (2 * (scale * scale)) - log_scale - _LOG_SQRT_2PI).sum(-1)
-    return action, log_prob
+    return _sample(mean, scale, log_scale, noise)
